@@ -1,0 +1,154 @@
+"""Service settings: the one place that reads environment variables.
+
+Every other module takes a :class:`Settings` object instead of calling ``os.environ``
+so that tests can build settings explicitly and the documentation (README
+configuration table) has a single source to match.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_ASSETS_DIR = ROOT / "assets"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float01(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be in [0, 1], got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated configuration. Field docs are the README's configuration table."""
+
+    #: Catalog name of the model to serve (see ``assets/catalog.json``).
+    model: str = "ssd_mobilenet_v1"
+    #: URL (http, https or file) of a custom model archive; needs ``model_sha256``.
+    model_url: str | None = None
+    #: SHA-256 of the archive at ``model_url``.
+    model_sha256: str | None = None
+    #: Where verified model files are installed (``<assets_dir>/models/<name>``).
+    assets_dir: Path = DEFAULT_ASSETS_DIR
+    #: Inference backend: ``auto`` picks the model's preferred one.
+    backend: str = "auto"
+    #: TCP port gunicorn listens on.
+    port: int = 5000
+    #: Threshold used when a request gives none (MAX's default).
+    default_threshold: float = 0.7
+    #: Largest accepted request body in bytes; larger bodies get 413.
+    max_upload_bytes: int = 10 * 1024 * 1024
+    #: Largest accepted image in pixels (width*height), checked before decoding.
+    max_image_pixels: int = 40_000_000
+    #: gunicorn worker processes; each loads its own copy of the model.
+    workers: int = 1
+    #: Request threads per worker; they share the worker's model.
+    threads: int = 4
+    #: Threads the inference engine may use per worker (0 = engine default).
+    engine_threads: int = 0
+    #: Seconds a worker may stay silent before gunicorn restarts it.
+    timeout: int = 120
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    graceful_timeout: int = 30
+    #: Python logging level.
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.model_url and not self.model_sha256:
+            raise ConfigError("MODEL_URL needs MODEL_SHA256: an unverified model is never used")
+        if self.model_sha256 and not _SHA256.match(self.model_sha256):
+            raise ConfigError("MODEL_SHA256 must be 64 lowercase hex digits")
+        if self.model_sha256 and not self.model_url:
+            raise ConfigError("MODEL_SHA256 is set but MODEL_URL is not")
+        if self.backend not in {"auto", "tf", "tflite"}:
+            raise ConfigError(f"BACKEND must be auto, tf or tflite, got {self.backend!r}")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"PORT must be in 1..65535, got {self.port}")
+        if self.workers < 1 or self.threads < 1:
+            raise ConfigError("WORKERS and THREADS must be >= 1")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"LOG_LEVEL {self.log_level!r} is not a logging level")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read settings from environment variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            model=_str(env, "MODEL", d.model),
+            model_url=env.get("MODEL_URL", "").strip() or None,
+            model_sha256=(env.get("MODEL_SHA256", "").strip().lower() or None),
+            assets_dir=Path(_str(env, "ASSETS_DIR", str(d.assets_dir))).resolve(),
+            backend=_str(env, "BACKEND", d.backend).lower(),
+            port=_int(env, "PORT", d.port, minimum=1),
+            default_threshold=_float01(env, "DEFAULT_THRESHOLD", d.default_threshold),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", d.max_upload_bytes, minimum=1024),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", d.max_image_pixels, minimum=1),
+            workers=_int(env, "WORKERS", d.workers, minimum=1),
+            threads=_int(env, "THREADS", d.threads, minimum=1),
+            engine_threads=_int(env, "ENGINE_THREADS", d.engine_threads),
+            timeout=_int(env, "TIMEOUT", d.timeout, minimum=1),
+            graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", d.graceful_timeout, minimum=1),
+            log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+        )
+
+    @property
+    def model_name(self) -> str:
+        """Name the installed model goes by: the catalog name, or one derived from the pin."""
+        if self.model_url and self.model_sha256:
+            return f"custom-{self.model_sha256[:12]}"
+        return self.model
+
+    @property
+    def model_dir(self) -> Path:
+        """Directory holding the verified, extracted model files."""
+        return self.assets_dir / "models" / self.model_name
+
+
+#: Every environment variable the service reads; the README table must list each one.
+ENV_VARS = tuple(f.name.upper() for f in fields(Settings))
