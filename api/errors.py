@@ -1,0 +1,66 @@
+"""The one place that maps exceptions to HTTP statuses and the MAX error body.
+
+Every error a client can see is ``{"status": "error", "message": "..."}``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app
+from flask_restx import Api, fields
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadError, ModelNotReady
+
+log = logging.getLogger(__name__)
+
+#: Exception class -> HTTP status. The first matching entry wins, so subclasses come first.
+STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (ImageTooLarge, 400),
+    (InvalidInput, 400),
+    (ModelNotReady, 503),
+    (ModelLoadError, 503),
+    (DetectorError, 500),
+)
+
+
+def error_body(message: str) -> dict[str, Any]:
+    return {"status": "error", "message": message}
+
+
+def to_response(exc: Exception) -> tuple[dict[str, Any], int]:
+    """Body and status for any exception; unknown ones are logged and hidden behind a 500."""
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return error_body(f"request body is larger than the limit of {limit} bytes"), 413
+    if isinstance(exc, HTTPException):
+        return error_body(exc.description or exc.name), exc.code or 500
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            if status >= 500:
+                log.warning("%s: %s", type(exc).__name__, exc)
+            return error_body(str(exc)), status
+    log.exception("unhandled error", exc_info=exc)
+    return error_body("internal server error"), 500
+
+
+def register(app: Flask, api: Api) -> None:
+    """Route every error, inside the REST API or outside it (404 on an unknown path), to JSON."""
+
+    @api.errorhandler(Exception)
+    def _api_error(exc: Exception):  # flask-restx serialises the body itself
+        return to_response(exc)
+
+    @app.errorhandler(Exception)
+    def _app_error(exc: Exception):
+        body, status = to_response(exc)
+        return body, status
+
+
+def error_model(api: Api):
+    """Swagger schema of the error body, shared by every resource."""
+    return api.model("Error", {
+        "status": fields.String(required=True, enum=["error"], example="error"),
+        "message": fields.String(required=True, example="threshold must be a number in [0, 1]"),
+    })

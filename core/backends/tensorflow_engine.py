@@ -1,0 +1,83 @@
+"""TensorFlow engine for TF Object-Detection-API exports: TF1 frozen graphs and TF2 SavedModels.
+
+The graph is imported once and pruned to a concrete function; every request calls that same
+function (thread-safe, nothing built per request) -- the opposite of MAX, which opened a
+session per request.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from core.backends.base import RawDetections
+from core.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+
+
+def _tf(engine_threads: int):
+    import tensorflow as tf
+
+    if engine_threads > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(engine_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process (a second detector): keep the first setting
+            log.debug("TensorFlow threading already configured")
+    return tf
+
+
+class TensorFlowEngine:
+    """Runs a frozen graph (``image_tensor:0`` input) or a SavedModel (``serving_default``)."""
+
+    backend = "tf"
+    input_size: tuple[int, int] | None = None
+
+    def __init__(self, path: Path, fmt: str, engine_threads: int = 0) -> None:
+        self.format = fmt
+        tf = _tf(engine_threads)
+        try:
+            if fmt == "frozen_graph":
+                self._call = self._load_frozen_graph(tf, path)
+            elif fmt == "saved_model":
+                loaded = tf.saved_model.load(str(path))
+                self._keep = loaded  # the signature needs its owner alive
+                signature = loaded.signatures["serving_default"]
+                self._call = lambda x: signature(input_tensor=x)
+            else:
+                raise ModelLoadError(f"the TensorFlow engine cannot load format {fmt!r}")
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # TF raises many types for bad files; all mean "cannot load"
+            raise ModelLoadError(f"cannot load {fmt} from {path}: {exc}") from exc
+        self._tf = tf
+
+    @staticmethod
+    def _load_frozen_graph(tf, path: Path):
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(path.read_bytes())
+
+        def _import():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+
+        wrapped = tf.compat.v1.wrap_function(_import, [])
+        graph = wrapped.graph
+        try:
+            image = graph.get_tensor_by_name("image_tensor:0")
+            outputs = [graph.get_tensor_by_name(f"{name}:0") for name in OUTPUTS]
+        except KeyError as exc:
+            raise ModelLoadError(
+                f"{path} is not a TF Object Detection API export (needs image_tensor and {', '.join(OUTPUTS)}): {exc}"
+            ) from exc
+        return wrapped.prune(image, outputs)
+
+    def __call__(self, image: np.ndarray) -> RawDetections:
+        out = self._call(self._tf.constant(image))
+        if isinstance(out, dict):
+            out = [out[name] for name in OUTPUTS]
+        boxes, scores, classes, num = (t.numpy() for t in out)
+        n = int(num[0])
+        return RawDetections(boxes=boxes[0, :n], scores=scores[0, :n], classes=classes[0, :n].astype(np.int64))

@@ -1,0 +1,166 @@
+"""The SSD-MobileNet wrapper: model-zoo SSD outputs -> detections with COCO labels.
+
+It knows the SSD output layout and where label maps live; which runtime executes the network
+is an :class:`~core.backends.base.Engine` chosen by :func:`load_detector`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.backends.base import Engine, RawDetections
+from core.detection import Detection, clip_box
+from core.errors import ModelLoadError
+from core.images import DecodedImage
+from core.labels import read_label_map
+from core.model import ModelInfo, ModelWrapper
+
+log = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+COCO_LABELS = ASSETS / "labels" / "coco.txt"
+FORMATS = ("frozen_graph", "saved_model", "tflite")
+
+
+class SSDMobileNet(ModelWrapper):
+    """An SSD detector over any engine. Thread-safe once loaded: it holds no per-request state."""
+
+    def __init__(self, engine_factory: Callable[[], Engine], labels: dict[int, str], info: ModelInfo) -> None:
+        super().__init__()
+        self._engine_factory = engine_factory
+        self._labels = labels
+        self._info = info
+        self._engine: Engine | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        extra = dict(self._info.extra)
+        if self._engine is not None:
+            extra.update(backend=self._engine.backend, format=self._engine.format)
+            if self._engine.input_size:
+                extra["input_size"] = list(self._engine.input_size)
+        return ModelInfo(self._info.id, self._info.name, self._info.description,
+                         self._info.source, self._info.license, extra)
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return self._labels
+
+    @property
+    def backend(self) -> str | None:
+        return self._engine.backend if self._engine else None
+
+    def _load(self) -> None:
+        self._engine = self._engine_factory()
+        self.input_size = self._engine.input_size or (300, 300)
+        # Warm-up: the first call builds kernels and caches; do it here, not in a user's request.
+        self.predict(np.zeros((1, 300, 300, 3), dtype=np.uint8))
+
+    def preprocess(self, image: DecodedImage) -> np.ndarray:
+        return image.to_array()[np.newaxis]
+
+    def predict(self, inputs: np.ndarray) -> RawDetections:
+        assert self._engine is not None, "load() first"
+        return self._engine(inputs)
+
+    def postprocess(self, outputs: RawDetections, threshold: float) -> list[Detection]:
+        keep = np.flatnonzero(outputs.scores >= threshold)
+        keep = keep[np.argsort(-outputs.scores[keep], kind="stable")]
+        return [
+            Detection(
+                label_id=int(outputs.classes[i]),
+                label=self._labels.get(int(outputs.classes[i]), f"class {int(outputs.classes[i])}"),
+                score=float(outputs.scores[i]),
+                box=clip_box(outputs.boxes[i]),
+            )
+            for i in keep
+        ]
+
+
+def find_model(path: Path, fmt: str | None = None) -> tuple[Path, str]:
+    """Locate the network file in a model directory (or accept the file itself).
+
+    Preference without ``fmt``: frozen graph (MAX's format), then SavedModel, then TFLite.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model path {path} does not exist")
+    if path.is_file():
+        guessed = "tflite" if path.suffix == ".tflite" else "frozen_graph"
+        if fmt and fmt != guessed:
+            raise ModelLoadError(f"{path} is a {guessed} file, not {fmt}")
+        return path, guessed
+    candidates = {
+        "frozen_graph": sorted(path.rglob("frozen_inference_graph.pb")),
+        "saved_model": sorted(p.parent for p in path.rglob("saved_model.pb")),
+        "tflite": sorted(path.rglob("*.tflite")),
+    }
+    for name in ([fmt] if fmt else FORMATS):
+        if name not in candidates:
+            raise ModelLoadError(f"unknown model format {name!r}; expected one of {', '.join(FORMATS)}")
+        if candidates[name]:
+            return candidates[name][0], name
+    raise ModelLoadError(f"no frozen_inference_graph.pb, saved_model/ or .tflite file under {path}")
+
+
+def _label_map_for(model_file: Path, root: Path) -> dict[int, str]:
+    """A label map shipped beside the model wins; otherwise the COCO map in ``assets/``."""
+    for folder in {model_file.parent, root}:
+        for name in ("labelmap.txt", "labels.txt"):
+            if (folder / name).is_file():
+                return read_label_map(folder / name)
+    return read_label_map(COCO_LABELS)
+
+
+def make_detector(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    backend: str = "auto",
+    engine_threads: int = 0,
+    info: ModelInfo | None = None,
+) -> SSDMobileNet:
+    """Build an SSD-MobileNet detector for a model directory or file, not loaded yet.
+
+    The files are located now (so a wrong path fails at once); the weights load on ``load()``,
+    which the service runs in the background so health probes answer meanwhile.
+    """
+    root = Path(path)
+    model_file, found = find_model(root, fmt)
+    if backend == "auto":
+        backend = "tflite" if found == "tflite" else "tf"
+    if (backend == "tflite") != (found == "tflite"):
+        raise ModelLoadError(f"backend {backend!r} cannot run a {found} model ({model_file})")
+
+    def factory() -> Engine:
+        log.info("loading %s model %s with the %s backend", found, model_file, backend)
+        if backend == "tflite":
+            from core.backends.tflite_engine import TFLiteEngine
+
+            return TFLiteEngine(model_file, engine_threads=engine_threads)
+        from core.backends.tensorflow_engine import TensorFlowEngine
+
+        return TensorFlowEngine(model_file, found, engine_threads=engine_threads)
+
+    info = info or ModelInfo(
+        id=root.name if root.is_dir() else root.stem,
+        name=f"SSD MobileNet ({root.name})",
+        description="SSD MobileNet object detector for the 80 COCO classes",
+        source="https://github.com/tensorflow/models/tree/master/research/object_detection",
+        license="Apache-2.0",
+    )
+    return SSDMobileNet(factory, _label_map_for(model_file, root if root.is_dir() else root.parent), info)
+
+
+def load_detector(path: str | Path, **options) -> SSDMobileNet:
+    """Load a detector, ready to use: the Python API for running models without HTTP.
+
+    >>> detector = load_detector("assets/models/ssd_mobilenet_v1")
+    >>> [d.label for d in detector.detect(open("dog.jpg", "rb").read(), threshold=0.5)]
+    ['bicycle', 'dog', 'car']
+
+    ``options`` are those of :func:`make_detector`.
+    """
+    return make_detector(path, **options).load()

@@ -1,0 +1,73 @@
+"""Shared fixtures: the real SSD model from ../shared, loaded once per test session.
+
+The real-model tests must run in CI: when the model archive is missing and ``CI=true`` they
+fail loudly instead of skipping.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = (ROOT / ".." / "shared").resolve()
+IMAGES = SHARED / "images"
+SSDLITE_ARCHIVE = SHARED / "models" / "ssdlite_mobilenet_v2_coco.tar.gz"
+SSDLITE_SHA256 = "6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8"
+QUANT_ARCHIVE = SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip"
+QUANT_SHA256 = "c9a7eaabba654149f996df50ccc387a21063e9c29fb5c53828b35f8e6573c20a"
+
+
+def require(path: Path) -> Path:
+    """Return ``path``; skip when it is missing locally, fail when CI should have it."""
+    if not path.exists():
+        message = f"{path} is missing (tests read models and photos from ../shared)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def image_bytes(name: str) -> bytes:
+    return require(IMAGES / name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def test_assets(tmp_path_factory) -> Path:
+    """A private assets dir for the session, so tests never touch the developer's ``assets/``."""
+    return tmp_path_factory.mktemp("assets")
+
+
+@pytest.fixture(scope="session")
+def ssdlite_dir(test_assets: Path) -> Path:
+    """The SSDLite model installed through the real fetcher (file:// URL + sha256)."""
+    from config import Settings
+    from core.artifacts import ensure_model
+
+    settings = Settings(model_url=require(SSDLITE_ARCHIVE).as_uri(), model_sha256=SSDLITE_SHA256,
+                        assets_dir=test_assets)
+    return ensure_model(settings)
+
+
+@pytest.fixture(scope="session")
+def detector(ssdlite_dir: Path):
+    """The frozen-graph SSDLite detector, loaded once and shared (it is thread-safe)."""
+    from core import load_detector
+
+    return load_detector(ssdlite_dir, fmt="frozen_graph")
+
+
+@pytest.fixture(scope="session")
+def settings(test_assets: Path):
+    from config import Settings
+
+    return Settings(model_url=SSDLITE_ARCHIVE.as_uri(), model_sha256=SSDLITE_SHA256, assets_dir=test_assets,
+                    max_upload_bytes=2 * 1024 * 1024, max_image_pixels=30_000_000)
+
+
+@pytest.fixture()
+def client(settings, detector):
+    from app import create_app
+
+    return create_app(settings, model=detector).test_client()
