@@ -6,11 +6,10 @@ so every worker loads its own model and nothing TensorFlow-related crosses a for
 from __future__ import annotations
 
 import logging
-import time
 
-from flask import Flask, g, request
+from flask import Flask
 
-from api import create_api
+from api import cors, create_api, metrics, request_log, security
 from config import Settings
 from core.model import ModelWrapper
 from core.serving import ModelHolder
@@ -35,25 +34,15 @@ def create_app(settings: Settings | None = None, model: ModelWrapper | None = No
         RESTX_MASK_SWAGGER=False,
         ERROR_404_HELP=False,
     )
-    holder = ModelHolder(model or build_model(settings))
+    holder = ModelHolder(model or build_model(settings), on_ready=metrics.model_loaded,
+                         wait_seconds=settings.load_wait_seconds)
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
+    request_log.install(app)  # first: every later hook and error already has a request id
+    cors.install(app, settings.cors_origins)
+    security.install(app, settings)
+    metrics.install(app, settings)
     create_api(app)
-    _log_requests(app)
     holder.start(background=background_load)
     return app
 
-
-def _log_requests(app: Flask) -> None:
-    """One log line per request: what was asked, what was answered, how long it took."""
-
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _log(response):
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        log.info("%s %s %s %.1fms %sB", request.method, request.path, response.status_code,
-                 elapsed, request.content_length or 0)
-        return response

@@ -9,13 +9,17 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_ASSETS_DIR = ROOT / "assets"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: A browser origin as sent in the Origin header: scheme, host and optional port, nothing else.
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+#: Printable ASCII without spaces, so the key survives any HTTP header; long enough not to be guessed.
+_API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
 
 
 class ConfigError(ValueError):
@@ -63,6 +67,16 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks between commas are ignored."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, validated configuration. Field docs are the README's configuration table."""
@@ -97,6 +111,14 @@ class Settings:
     graceful_timeout: int = 30
     #: Python logging level.
     log_level: str = "INFO"
+    #: Browser origins (``https://host[:port]``) allowed to call the API cross-origin; empty: CORS off.
+    cors_origins: tuple[str, ...] = ()
+    #: When set, ``/model/predict`` and ``/model/annotate`` need it (``X-API-Key`` or ``Authorization: Bearer``).
+    api_key: str | None = field(default=None, repr=False)
+    #: Seconds an inference request waits for a model that is still loading before it gets 503.
+    load_wait_seconds: int = 20
+    #: Where gunicorn workers share metrics; ``gunicorn.conf.py`` sets it to a fresh temporary directory.
+    prometheus_multiproc_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.model_url and not self.model_sha256:
@@ -113,6 +135,15 @@ class Settings:
             raise ConfigError("WORKERS and THREADS must be >= 1")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL {self.log_level!r} is not a logging level")
+        for origin in self.cors_origins:
+            if not _ORIGIN.match(origin):
+                raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
+        if self.api_key is not None and not _API_KEY.match(self.api_key):
+            raise ConfigError("API_KEY must be 16 to 256 printable ASCII characters without spaces")
+        if self.load_wait_seconds < 0:
+            raise ConfigError(f"LOAD_WAIT_SECONDS must be >= 0, got {self.load_wait_seconds}")
+        if self.prometheus_multiproc_dir is not None and not self.prometheus_multiproc_dir.is_dir():
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {self.prometheus_multiproc_dir} is not a directory")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -135,6 +166,10 @@ class Settings:
             timeout=_int(env, "TIMEOUT", d.timeout, minimum=1),
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", d.graceful_timeout, minimum=1),
             log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+            cors_origins=tuple(origin.lower() for origin in _list(env, "CORS_ORIGINS")),
+            api_key=env.get("API_KEY", "").strip() or None,
+            load_wait_seconds=_int(env, "LOAD_WAIT_SECONDS", d.load_wait_seconds),
+            prometheus_multiproc_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
         )
 
     @property

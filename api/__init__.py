@@ -24,8 +24,9 @@ def settings() -> Settings:
 def create_api(app: Flask) -> Api:
     """Build the API and attach every resource module to ``app``."""
     from api import errors, health, labels, metadata, predict
+    from api.security import SecuredApi
 
-    api = Api(
+    api = SecuredApi(
         app,
         version=API_VERSION,
         title="Object Detector",

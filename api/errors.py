@@ -15,8 +15,14 @@ from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadErr
 
 log = logging.getLogger(__name__)
 
+
+class Unauthorized(Exception):
+    """The request lacks the API key, or sent a wrong one; the message says how to send it."""
+
+
 #: Exception class -> HTTP status. The first matching entry wins, so subclasses come first.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthorized, 401),
     (ImageTooLarge, 400),
     (InvalidInput, 400),
     (ModelNotReady, 503),

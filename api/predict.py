@@ -10,6 +10,7 @@ from werkzeug.datastructures import FileStorage
 
 from api import holder, settings
 from api.errors import error_model
+from api.request_log import log_fields
 from core.errors import InvalidInput
 
 
@@ -35,7 +36,9 @@ def read_image() -> bytes:
         raise InvalidInput("missing the multipart file field 'image'")
     if len(files) > 1:
         raise InvalidInput("send exactly one file in the 'image' field")
-    return files[0].read()
+    data = files[0].read()
+    log_fields(image_bytes=len(data))
+    return data
 
 
 def input_parser() -> reqparse.RequestParser:
@@ -81,6 +84,8 @@ def register(api: Api, ns: Namespace) -> None:
             data = read_image()
             model = holder().get()
             started = time.perf_counter()
-            predictions = model.predict_json(data, threshold, cfg.max_image_pixels)
+            decoded = model.decode(data, cfg.max_image_pixels)
+            log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+            predictions = model.predict_json(decoded, threshold)
             elapsed_ms = (time.perf_counter() - started) * 1000
             return {"status": "ok", "predictions": predictions}, 200, {"X-Processing-Time-Ms": f"{elapsed_ms:.1f}"}

@@ -16,6 +16,7 @@ from PIL import Image
 from core.detection import Detection
 from core.errors import InvalidInput, ModelNotReady
 from core.images import DecodedImage, decode_image, to_rgb
+from core.metrics import INFERENCE_SECONDS
 
 ImageInput = bytes | Image.Image | DecodedImage
 
@@ -113,7 +114,8 @@ class ModelWrapper(ABC):
         if not 0.0 <= threshold <= 1.0:  # also false for NaN
             raise InvalidInput(f"threshold must be a number in [0, 1], got {threshold!r}")
         decoded = self.decode(image, max_pixels)
-        return self.postprocess(self.predict(self.preprocess(decoded)), threshold)
+        with INFERENCE_SECONDS.time():
+            return self.postprocess(self.predict(self.preprocess(decoded)), threshold)
 
     def predict_json(self, image: ImageInput, threshold: float = 0.5, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[dict[str, Any]]:
         """Predictions exactly as ``/model/predict`` returns them."""

@@ -19,12 +19,21 @@ log = logging.getLogger(__name__)
 class ModelHolder:
     """Owns the process's model and its state: ``loading``, ``ready`` or ``failed``."""
 
-    def __init__(self, model: ModelWrapper) -> None:
+    def __init__(self, model: ModelWrapper, on_ready: Callable[[ModelWrapper], None] | None = None,
+                 wait_seconds: float = 0.0) -> None:
+        """``on_ready`` runs once the model is usable (metrics hook it); ``get()`` waits up to
+        ``wait_seconds`` for a loading model, so a worker restarted under load delays requests
+        instead of failing them."""
         self._model = model
         self.state = "ready" if model.ready else "loading"
         self.error: str | None = None
         self.load_seconds: float | None = None
         self._thread: threading.Thread | None = None
+        self._on_ready = on_ready
+        self._wait_seconds = wait_seconds
+        self._settled = threading.Event()  # set when loading ends, whether it worked or not
+        if self.ready:
+            self._became_ready()
 
     @property
     def ready(self) -> bool:
@@ -54,13 +63,25 @@ class ModelHolder:
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said loudly in the log
             self.state, self.error = "failed", str(exc) or type(exc).__name__
             log.error("model failed to load; the service stays not-ready: %s", self.error, exc_info=True)
+            self._settled.set()
             return
         self.load_seconds = time.monotonic() - started
         self.state = "ready"
         log.info("model %s ready in %.1f s", self._model.info.id, self.load_seconds)
+        self._became_ready()
+
+    def _became_ready(self) -> None:
+        self._settled.set()
+        if self._on_ready is not None:
+            try:
+                self._on_ready(self._model)
+            except Exception:  # noqa: BLE001 - a broken hook must not make a loaded model unusable
+                log.exception("on_ready hook failed")
 
     def get(self) -> ModelWrapper:
-        """The loaded model, or :class:`ModelNotReady` while it is loading or after it failed."""
+        """The loaded model, or :class:`ModelNotReady` if it failed, or is still loading after the wait."""
+        if self.state == "loading" and self._wait_seconds > 0:
+            self._settled.wait(self._wait_seconds)
         if self.state == "failed":
             raise ModelNotReady(f"the model failed to load: {self.error}")
         if not self.ready:
