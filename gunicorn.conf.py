@@ -4,9 +4,23 @@ No ``preload_app``: TensorFlow is not fork-safe, so each worker imports and load
 after the fork. The model loads in a background thread, so the worker heartbeat is never late;
 ``timeout`` still exceeds a cold start by a wide margin.
 """
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
 from config import Settings
 
 _settings = Settings.from_env()
+
+# Workers are separate processes: prometheus-client adds their metrics up from files in one
+# directory, which must start empty. Set before any worker imports prometheus_client.
+_own_metrics_dir = _settings.prometheus_multiproc_dir is None
+_metrics_dir = _settings.prometheus_multiproc_dir or Path(tempfile.mkdtemp(prefix="objdet-metrics-"))
+for _stale in _metrics_dir.glob("*.db"):
+    _stale.unlink()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 
 wsgi_app = "app:create_app()"
 bind = [f"0.0.0.0:{_settings.port}"]
@@ -19,4 +33,42 @@ graceful_timeout = _settings.graceful_timeout
 keepalive = 5
 loglevel = _settings.log_level.lower()
 errorlog = "-"
+# No runtime control socket: nothing here uses gunicornc, and several servers on one host
+# (tests, CI) would otherwise fight over the same default path.
+control_socket_disable = True
 accesslog = None  # app.py logs one line per request
+
+
+def child_exit(server, worker):
+    """A worker ended (or was killed): drop its live gauges so they stop counting as ready."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def post_worker_init(worker):
+    """Make SIGTERM refuse new connections at once instead of leaving them hanging.
+
+    While draining, a gthread worker stops accepting but keeps its copy of the listening socket
+    open, so the kernel goes on completing handshakes nobody will serve. Closing that copy
+    (the master has closed its own) makes new clients get "connection refused" and retry
+    elsewhere. It runs on the worker's event loop, where gthread expects socket changes.
+    """
+    finish = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        finish(sig, frame)
+        worker.method_queue.defer(_close_listeners, worker)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+
+
+def _close_listeners(worker):
+    worker.set_accept_enabled(False)
+    for listener in worker.sockets:
+        listener.close()
