@@ -13,7 +13,7 @@ import numpy as np
 
 from core.backends.base import Engine, RawDetections
 from core.detection import Detection, clip_box
-from core.errors import ModelLoadError
+from core.errors import ModelLoadError, ModelNotReady
 from core.images import DecodedImage
 from core.labels import read_label_map
 from core.model import ModelInfo, ModelWrapper
@@ -62,7 +62,8 @@ class SSDMobileNet(ModelWrapper):
         return image.to_array()[np.newaxis]
 
     def predict(self, inputs: np.ndarray) -> RawDetections:
-        assert self._engine is not None, "load() first"
+        if self._engine is None:  # not an assert: those vanish under python -O
+            raise ModelNotReady("the model is not loaded yet: call load() first")
         return self._engine(inputs)
 
     def postprocess(self, outputs: RawDetections, threshold: float) -> list[Detection]:

@@ -1,0 +1,234 @@
+"""Hostile and odd uploads, generated here: each gets a clear JSON 4xx, or the right answer when it
+is a valid image, and the service answers a normal request afterwards.
+
+Most go through the Flask test client with the real model; a few go through a real HTTP server,
+where body size limits and multipart parsing meet an actual socket.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import image_bytes
+from tests.support.server import serve_app
+
+THRESHOLD = "0.5"
+
+
+# --- generated files ---------------------------------------------------------------------------
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def photo(name: str = "baby-bear.jpg") -> Image.Image:
+    image = Image.open(io.BytesIO(image_bytes(name)))
+    image.load()
+    return image
+
+
+def grayscale_16bit_png() -> bytes:
+    wide = np.asarray(photo().convert("L")).astype(np.uint16) * 257  # full 16-bit range
+    return encode(Image.fromarray(wide), "PNG")
+
+
+def animated_gif() -> bytes:
+    """Frame 0 is the photo, frame 1 is noise: only the first frame may be analysed."""
+    first = photo()
+    noise = np.random.default_rng(0).integers(0, 256, (first.height, first.width, 3), dtype=np.uint8)
+    return encode(first, "GIF", save_all=True, append_images=[Image.fromarray(noise)], duration=100, loop=0)
+
+
+def exif_rotated_jpeg() -> bytes:
+    """Pixels stored turned 90 degrees left, with EXIF orientation 6 ("turn right to view"):
+    the upright view is the original photo."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(photo().transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif.tobytes())
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def post(client, data: bytes, filename: str = "upload.jpg", **form):
+    response = client.post("/model/predict", data={"image": (io.BytesIO(data), filename), **form})
+    return response.status_code, response.get_json()
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    ymin, xmin = max(a[0], b[0]), max(a[1], b[1])
+    ymax, xmax = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, ymax - ymin) * max(0.0, xmax - xmin)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def assert_same_objects(got: list[dict], expected: list[dict], min_iou: float = 0.9) -> None:
+    """Every expected detection is found again: same label, box overlapping by ``min_iou``."""
+    assert expected, "the reference image should have detections"
+    for want in expected:
+        best = max((iou(want["detection_box"], p["detection_box"]) for p in got if p["label"] == want["label"]),
+                   default=0.0)
+        assert best >= min_iou, f"{want['label']} box not found again (best IoU {best:.2f}) in {got}"
+
+
+def assert_error(status: int, body, expected_status: int, *words: str) -> None:
+    assert status == expected_status, body
+    assert body["status"] == "error" and isinstance(body["message"], str) and body["message"]
+    for word in words:
+        assert word in body["message"], body["message"]
+
+
+@pytest.fixture()
+def serves_afterwards(client):
+    """Yields the client, then proves a normal request still works on the same app."""
+    yield client
+    status, body = post(client, image_bytes("dog.jpg"), "dog.jpg", threshold=THRESHOLD)
+    assert status == 200 and "dog" in {p["label"] for p in body["predictions"]}
+
+
+@pytest.fixture(scope="module")
+def reference(detector) -> list[dict]:
+    """What the model finds on the original upright photo."""
+    return detector.predict_json(image_bytes("baby-bear.jpg"), float(THRESHOLD))
+
+
+# --- images the service must refuse -----------------------------------------------------------
+
+@pytest.mark.parametrize("width, height", [(50_000, 50_000), (10_000, 5_000)])
+def test_png_declaring_too_many_pixels_is_refused_before_decoding(serves_afterwards, width, height) -> None:
+    data = png_declaring(width, height)
+    assert len(data) < 200
+    assert_error(*post(serves_afterwards, data, "bomb.png"), 400, "pixels")
+
+
+@pytest.mark.parametrize("name, data", [
+    ("truncated.jpg", lambda: image_bytes("dog.jpg")[:20_000]),
+    ("random.jpg", lambda: os.urandom(50_000)),
+    ("empty.jpg", lambda: b""),
+    ("text.jpg", lambda: b"GIF89a but not really a GIF"),
+])
+def test_broken_or_fake_images_get_400(serves_afterwards, name, data) -> None:
+    assert_error(*post(serves_afterwards, data(), name), 400)
+
+
+# --- odd but valid images: the right answer ---------------------------------------------------
+
+def test_16_bit_grayscale_png_is_analysed_like_its_8_bit_version(serves_afterwards) -> None:
+    assert Image.open(io.BytesIO(grayscale_16bit_png())).mode.startswith("I;16")
+    status, body = post(serves_afterwards, grayscale_16bit_png(), "gray16.png", threshold=THRESHOLD)
+    assert status == 200
+    _, eight_bit = post(serves_afterwards, encode(photo().convert("L"), "PNG"), "gray8.png", threshold=THRESHOLD)
+    assert_same_objects(body["predictions"], eight_bit["predictions"])
+
+
+def test_cmyk_jpeg_gives_the_rgb_answer(serves_afterwards, reference) -> None:
+    data = encode(photo().convert("CMYK"), "JPEG", quality=95)
+    assert Image.open(io.BytesIO(data)).mode == "CMYK"
+    status, body = post(serves_afterwards, data, "cmyk.jpg", threshold=THRESHOLD)
+    assert status == 200
+    assert_same_objects(body["predictions"], reference)
+
+
+def test_animated_gif_uses_the_first_frame(serves_afterwards, reference) -> None:
+    status, body = post(serves_afterwards, animated_gif(), "animated.gif", threshold=THRESHOLD)
+    assert status == 200
+    assert_same_objects(body["predictions"], reference)
+
+
+def test_exif_rotated_jpeg_boxes_follow_the_upright_image(serves_afterwards, reference) -> None:
+    status, body = post(serves_afterwards, exif_rotated_jpeg(), "rotated.jpg", threshold=THRESHOLD)
+    assert status == 200
+    assert_same_objects(body["predictions"], reference)
+
+
+def test_filename_with_unicode_and_path_separators_is_just_a_name(serves_afterwards, reference) -> None:
+    status, body = post(serves_afterwards, image_bytes("baby-bear.jpg"), "../../etc/ours\u00e9\u4e2d\\..\\bear.jpg",
+                        threshold=THRESHOLD)
+    assert status == 200
+    assert_same_objects(body["predictions"], reference, min_iou=0.99)
+
+
+# --- malformed requests -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("threshold", ["NaN", "nan", "-1", "2", "abc", "inf", "1e400"])
+def test_bad_thresholds_get_400(serves_afterwards, threshold) -> None:
+    assert_error(*post(serves_afterwards, image_bytes("dog.jpg"), threshold=threshold), 400, "threshold")
+
+
+def test_wrong_field_name_gets_400(serves_afterwards) -> None:
+    response = serves_afterwards.post("/model/predict", data={"file": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")})
+    assert_error(response.status_code, response.get_json(), 400, "'image'")
+
+
+def test_two_images_get_400(serves_afterwards) -> None:
+    data = image_bytes("dog.jpg")
+    response = serves_afterwards.post("/model/predict", data={"image": [(io.BytesIO(data), "a.jpg"),
+                                                                        (io.BytesIO(data), "b.jpg")]})
+    assert_error(response.status_code, response.get_json(), 400, "exactly one")
+
+
+def test_json_body_gets_400(serves_afterwards) -> None:
+    response = serves_afterwards.post("/model/predict", json={"image": "aGVsbG8=", "threshold": 0.5})
+    assert_error(response.status_code, response.get_json(), 400, "multipart/form-data")
+
+
+def test_body_over_the_limit_gets_413(serves_afterwards, settings) -> None:
+    data = os.urandom(settings.max_upload_bytes + 1)
+    assert_error(*post(serves_afterwards, data, "huge.jpg"), 413, str(settings.max_upload_bytes))
+
+
+# --- the same through a real HTTP server ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server_url(settings, detector):
+    from app import create_app
+
+    with serve_app(create_app(settings, model=detector)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("files, form, expected", [
+    ({"image": ("bomb.png", png_declaring(50_000, 50_000))}, {}, 400),
+    ({"image": ("empty.jpg", b"")}, {}, 400),
+    ({"file": ("dog.jpg", b"\xff\xd8\xff")}, {}, 400),
+    ({"image": ("dog.jpg", b"\xff\xd8\xff")}, {"threshold": "NaN"}, 400),
+])
+def test_hostile_requests_over_http(server_url, files, form, expected) -> None:
+    response = requests.post(f"{server_url}/model/predict", files=files, data=form, timeout=60)
+    assert_error(response.status_code, response.json(), expected)
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_oversized_body_over_http_gets_413_and_the_connection_stays_usable(server_url, settings) -> None:
+    with requests.Session() as session:
+        response = session.post(f"{server_url}/model/predict",
+                                files={"image": ("huge.jpg", os.urandom(settings.max_upload_bytes * 2))}, timeout=60)
+        assert_error(response.status_code, response.json(), 413)
+        again = session.post(f"{server_url}/model/predict", files={"image": ("dog.jpg", image_bytes("dog.jpg"))},
+                             data={"threshold": THRESHOLD}, timeout=60)
+    assert again.status_code == 200 and "dog" in {p["label"] for p in again.json()["predictions"]}
+
+
+def test_exif_rotated_jpeg_over_http(server_url, reference) -> None:
+    response = requests.post(f"{server_url}/model/predict", files={"image": ("rotated.jpg", exif_rotated_jpeg())},
+                             data={"threshold": THRESHOLD}, timeout=60)
+    assert response.status_code == 200
+    assert_same_objects(response.json()["predictions"], reference)
