@@ -56,12 +56,18 @@ def register(app: Flask, api: Api) -> None:
 
     @api.errorhandler(Exception)
     def _api_error(exc: Exception):  # flask-restx serialises the body itself
-        return to_response(exc)
+        return (*to_response(exc), http_headers(exc))
 
     @app.errorhandler(Exception)
     def _app_error(exc: Exception):
-        body, status = to_response(exc)
-        return body, status
+        return (*to_response(exc), http_headers(exc))
+
+
+def http_headers(exc: Exception) -> dict[str, str]:
+    """Headers an HTTP error must keep, e.g. ``Allow`` on a 405 (RFC 9110); the body is ours."""
+    if not isinstance(exc, HTTPException):
+        return {}
+    return {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
 
 
 def error_model(api: Api):

@@ -14,6 +14,10 @@ from api.request_log import log_fields
 from core.errors import InvalidInput
 
 
+#: The form fields ``/model/predict`` accepts.
+FIELDS = frozenset({"image", "threshold"})
+
+
 def read_threshold(raw: str | None, default: float) -> float:
     """Parse the ``threshold`` form field: a finite number in [0, 1]."""
     if raw is None or raw.strip() == "":
@@ -25,6 +29,14 @@ def read_threshold(raw: str | None, default: float) -> float:
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}")
     return value
+
+
+def reject_unknown_fields(allowed: frozenset[str]) -> None:
+    """A misspelt field (``treshold``) would otherwise be ignored silently and the default used."""
+    unknown = sorted((set(request.form) | set(request.files)) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown form field(s) {', '.join(map(repr, unknown))[:200]}; "
+                           f"expected {', '.join(map(repr, sorted(allowed)))}")
 
 
 def read_image() -> bytes:
@@ -41,12 +53,21 @@ def read_image() -> bytes:
     return data
 
 
+def _threshold(raw: str) -> float:
+    """reqparse's view of the field (reqparse fills in the default itself, so there is none here)."""
+    return read_threshold(raw, default=math.nan)
+
+
+#: Lets Swagger (and schema fuzzers) know the accepted range, not just "a number".
+_threshold.__schema__ = {"type": "number", "minimum": 0.0, "maximum": 1.0}  # type: ignore[attr-defined]
+
+
 def input_parser() -> reqparse.RequestParser:
     """Swagger description of the form; parsing itself is done by the functions above."""
     parser = reqparse.RequestParser()
     parser.add_argument("image", type=FileStorage, location="files", required=True,
                         help="An image file: JPEG, PNG, GIF (first frame), BMP, WebP or TIFF")
-    parser.add_argument("threshold", type=float, location="form", required=False, default=0.7,
+    parser.add_argument("threshold", type=_threshold, location="form", required=False, default=0.7,
                         help="Minimum probability of returned detections, in [0, 1] (default 0.7)")
     return parser
 
@@ -80,6 +101,7 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the objects detected in the uploaded image, best first."""
             cfg = settings()
+            reject_unknown_fields(FIELDS)
             threshold = read_threshold(request.form.get("threshold"), cfg.default_threshold)
             data = read_image()
             model = holder().get()
