@@ -59,6 +59,8 @@ def post_worker_init(worker):
     (the master has closed its own) makes new clients get "connection refused" and retry
     elsewhere. It runs on the worker's event loop, where gthread expects socket changes.
     """
+    if not hasattr(worker, "method_queue"):  # only the gthread worker has this event loop
+        return
     finish = worker.handle_exit
 
     def handle_exit(sig, frame):
