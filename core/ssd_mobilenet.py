@@ -17,6 +17,7 @@ from core.errors import ModelLoadError
 from core.images import DecodedImage
 from core.labels import read_label_map
 from core.model import ModelInfo, ModelWrapper
+from core.resolve import resolve_model
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -154,13 +155,15 @@ def make_detector(
     return SSDMobileNet(factory, _label_map_for(model_file, root if root.is_dir() else root.parent), info)
 
 
-def load_detector(path: str | Path, **options) -> SSDMobileNet:
+def load_detector(path: str | Path, *, assets_dir: Path | None = None, **options) -> SSDMobileNet:
     """Load a detector, ready to use: the Python API for running models without HTTP.
 
-    >>> detector = load_detector("assets/models/ssd_mobilenet_v1")
+    >>> detector = load_detector("assets/models/ssd_mobilenet_v1")  # or the catalog name "ssd_mobilenet_v1"
     >>> [d.label for d in detector.detect(open("dog.jpg", "rb").read(), threshold=0.5)]
     ['bicycle', 'dog', 'car']
 
-    ``options`` are those of :func:`make_detector`.
+    ``path`` is a model directory or file, or the name of a model installed under
+    ``<assets_dir>/models/`` (see :func:`core.resolve.resolve_model`). ``options`` are those
+    of :func:`make_detector`.
     """
-    return make_detector(path, **options).load()
+    return make_detector(resolve_model(path, assets_dir), **options).load()
