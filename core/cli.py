@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Sequence
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, parse_fraction
 from core.annotate import draw_detections, encode
 from core.errors import DetectorError, InvalidInput
 from core.images import DecodedImage, decode_image
@@ -29,12 +29,9 @@ EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _threshold(raw: str) -> float:
     try:
-        value = float(raw)
+        return parse_fraction(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not 0.0 <= value <= 1.0:  # also false for NaN
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {raw!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {raw!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
