@@ -40,7 +40,7 @@ def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Imag
     width, height = out.size
     short = min(width, height)
     line = max(1, round(short / 200))
-    font = ImageFont.load_default(size=max(10, round(short / 32)))
+    font = ImageFont.load_default(size=max(12, round(short / 25)))
     pad = max(1, line)
     draw = ImageDraw.Draw(out)
     for det in sorted(detections, key=lambda d: d.score):
