@@ -1,0 +1,74 @@
+"""Model names vs paths, and which files the command line picks up and writes (no model needed)."""
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from core.cli import annotated_path, build_parser, find_images
+from core.errors import ModelLoadError
+from core.resolve import resolve_model
+
+
+def test_existing_path_is_used_as_is(tmp_path):
+    model = tmp_path / "my-model"
+    model.mkdir()
+    assert resolve_model(model) == model
+    assert resolve_model(str(model), assets_dir=tmp_path / "elsewhere") == model
+
+
+def test_catalog_name_finds_the_installed_model(tmp_path):
+    installed = Settings(model="ssd_mobilenet_v2", assets_dir=tmp_path).model_dir
+    installed.mkdir(parents=True)
+    assert resolve_model("ssd_mobilenet_v2", assets_dir=tmp_path) == installed
+
+
+def test_missing_name_says_how_to_install_it(tmp_path):
+    with pytest.raises(ModelLoadError, match="python -m core.artifacts fetch --model ssd_mobilenet_v2"):
+        resolve_model("ssd_mobilenet_v2", assets_dir=tmp_path)
+
+
+def test_missing_path_is_reported_as_a_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_model(f"{tmp_path}/nothing/here")
+
+
+def test_folders_are_searched_recursively_for_image_extensions(tmp_path):
+    for name in ("b.JPG", "sub/a.png", "sub/deeper/c.webp", "notes.txt", "sub/model.pb"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    named = tmp_path / "notes.txt"  # a file named explicitly is always tried
+    missing = tmp_path / "gone.jpg"
+    found = find_images([tmp_path, named, missing, tmp_path / "b.JPG"])
+    assert [(f.relative_to(tmp_path).as_posix(), rel.as_posix()) for f, rel in found] == [
+        ("b.JPG", "b.JPG"), ("sub/a.png", "sub/a.png"), ("sub/deeper/c.webp", "sub/deeper/c.webp"),
+        ("notes.txt", "notes.txt"), ("gone.jpg", "gone.jpg"),
+    ]
+
+
+@pytest.mark.parametrize("rel, tag, expected, fmt", [
+    ("photo.jpg", None, "photo.jpg", "jpeg"),
+    ("a/photo.JPEG", "v2", "a/photo.v2.JPEG", "jpeg"),
+    ("shot.png", None, "shot.png", "png"),
+    ("scan.tif", None, "scan.tif.jpg", "jpeg"),
+    ("scan.tif", "v1", "scan.tif.v1.jpg", "jpeg"),
+])
+def test_annotated_copies_keep_the_layout_and_never_collide(rel, tag, expected, fmt):
+    out = Path("/out")
+    assert annotated_path(out, Path(rel), tag) == (out / expected, fmt)
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "abc"])
+def test_threshold_outside_0_1_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["predict", "x.jpg", "--model", "m", "--threshold", value])
+    assert exit_info.value.code == 2
+    assert "must be a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_webapp_switch_is_read_from_the_environment():
+    from config import ConfigError
+
+    assert Settings.from_env({}).webapp_enabled is True
+    assert Settings.from_env({"WEBAPP_ENABLED": "false"}).webapp_enabled is False
+    with pytest.raises(ConfigError, match="WEBAPP_ENABLED"):
+        Settings.from_env({"WEBAPP_ENABLED": "sometimes"})
