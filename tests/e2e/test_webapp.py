@@ -5,6 +5,7 @@ Playwright's own browser downloads are never used. Screenshots go to ``test-outp
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -40,16 +41,21 @@ def base_url(settings, detector):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         message = "Chromium is missing: apt-get install -y chromium"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture()
@@ -179,3 +185,68 @@ def test_exif_rotated_photo_is_shown_upright_with_boxes_in_place(page, tmp_path)
     assert img["width"] > img["height"]
     assert_drawn_where_the_api_says(page, body["predictions"], "teddy bear")
     page.screenshot(path=str(OUTPUT / "sideways-exif.png"), full_page=True)
+
+
+def test_tall_photo_is_scaled_to_fit_and_boxes_scale_with_it(page):
+    body = upload(page, require(IMAGES / "dog-human.jpg"))  # 640x962: taller than the viewport allows
+    expect(page.locator("#detections")).to_contain_text("dog")
+    shown = page.locator("#photo").bounding_box()
+    assert shown["height"] < 962 * 0.9 and shown["width"] / shown["height"] == pytest.approx(640 / 962, rel=0.01)
+    assert_drawn_where_the_api_says(page, body["predictions"], "dog")
+
+
+def _file_transfer(page: Page, path: Path):
+    """A DataTransfer holding ``path`` as a File, as a drop or a paste would carry it."""
+    return page.evaluate_handle(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        [base64.b64encode(path.read_bytes()).decode(), path.name])
+
+
+def test_drop_and_paste_send_the_picture(page):
+    with page.expect_response("**/model/predict"):
+        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": _file_transfer(page, require(IMAGES / "dog.jpg"))})
+    expect(page.locator("#detections")).to_contain_text("bicycle")
+
+    transfer = _file_transfer(page, require(IMAGES / "baby-bear.jpg"))
+    with page.expect_response("**/model/predict"):
+        page.evaluate("(t) => document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: t }))", transfer)
+    expect(page.locator("#detections")).to_contain_text("teddy bear")
+    expect(page.locator("#detections")).not_to_contain_text("bicycle")
+
+
+def test_camera_button_is_hidden_without_getusermedia(browser, base_url):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script("Object.defineProperty(navigator, 'mediaDevices', { value: undefined })")
+        page.goto(base_url + "/app")
+        expect(page.locator("#file-input")).to_be_visible()
+        expect(page.locator("#camera-start")).to_be_hidden()
+    finally:
+        context.close()
+
+
+def test_webcam_snapshot_is_sent_for_detection(playwright, base_url):
+    """Chromium's built-in fake camera stands in for a webcam (a synthetic test pattern)."""
+    fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_camera)
+    try:
+        page = browser.new_page()
+        page.goto(base_url + "/app")
+        page.get_by_role("button", name="Use camera").click()
+        expect(page.get_by_role("button", name="Take snapshot")).to_be_focused()
+        page.wait_for_function("document.getElementById('camera-video').videoWidth > 0", timeout=10_000)
+        with page.expect_response("**/model/predict") as response:
+            page.get_by_role("button", name="Take snapshot").click()
+        assert response.value.status == 200 and response.value.json()["status"] == "ok"
+        expect(page.locator("#status")).to_contain_text("candidate objects found")
+        page.get_by_role("button", name="Close camera").click()
+        expect(page.locator("#camera")).to_be_hidden()
+        assert page.evaluate("document.getElementById('camera-video').srcObject") is None
+    finally:
+        browser.close()
