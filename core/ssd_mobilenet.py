@@ -17,7 +17,6 @@ from core.errors import ModelLoadError
 from core.images import DecodedImage
 from core.labels import read_label_map
 from core.model import ModelInfo, ModelWrapper
-from core.resolve import resolve_model
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -164,8 +163,13 @@ def load_detector(path: str | Path, *, assets_dir: Path | None = None, **options
     >>> [d.label for d in detector.detect(open("dog.jpg", "rb").read(), threshold=0.5)]
     ['bicycle', 'dog', 'car']
 
-    ``path`` is a model directory or file, or the name of a model installed under
-    ``<assets_dir>/models/`` (see :func:`core.resolve.resolve_model`). ``options`` are those
-    of :func:`make_detector`.
+    ``path`` is a model directory or file (``options`` are those of :func:`make_detector`), or
+    the name of a model installed under ``<assets_dir>/models/``; a catalog model is fetched
+    and verified on first use (see :mod:`core.resolve`; ``options`` then are ``backend`` and
+    ``engine_threads``).
     """
-    return make_detector(resolve_model(path, assets_dir), **options).load()
+    from core import resolve  # here, not at the top: core.resolve builds on this module
+
+    if resolve.is_path(path):
+        return make_detector(path, **options).load()
+    return resolve.detector_named(str(path), assets_dir, **options).load()

@@ -10,6 +10,7 @@ from PIL import Image
 import core.cli
 import core.images
 import core.model
+from core import ModelLoadError, load_detector
 from tests.conftest import IMAGES, ROOT, require
 
 
@@ -57,10 +58,14 @@ def test_folder_with_a_corrupt_file(photos, ssdlite_dir, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == ["dog.jpg", "sub/baby-bear.jpg"]
 
 
-def test_all_good_files_exit_0_and_a_missing_model_exits_2(ssdlite_dir, tmp_path):
-    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", str(ssdlite_dir))
+def test_model_by_installed_name_exits_0_and_a_missing_model_exits_2(ssdlite_dir, tmp_path):
+    # The fetcher installed the test model as <assets>/models/custom-<sha256[:12]>, with its manifest.
+    name, assets = ssdlite_dir.name, ssdlite_dir.parent.parent
+    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", name, "--assets-dir", str(assets))
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["status"] == "ok"
+    line = json.loads(ok.stdout)
+    assert line["status"] == "ok" and line["model"] == name
+    assert {"horse", "person"} <= {p["label"] for p in line["predictions"]}
     bad = run_cli(str(IMAGES / "jockey.jpg"), "--model", "no_such_model", "--assets-dir", str(tmp_path))
     assert bad.returncode == 2 and "no_such_model" in bad.stderr and not bad.stdout
 
@@ -85,3 +90,14 @@ def test_two_models_share_one_decode_per_image(detector, photos, monkeypatch, ca
         ("dog.jpg", "first"), ("dog.jpg", "second"), ("baby-bear.jpg", "first"), ("baby-bear.jpg", "second")]
     assert lines[0]["predictions"] == lines[1]["predictions"]
     assert len(calls) == 2  # one decode per image, not per image and model
+
+
+def test_installed_model_whose_files_changed_is_refused(ssdlite_dir, tmp_path):
+    copy = tmp_path / "models" / ssdlite_dir.name
+    shutil.copytree(ssdlite_dir, copy)
+    graph = next(copy.rglob("frozen_inference_graph.pb"))
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="frozen_inference_graph.pb"):
+        load_detector(ssdlite_dir.name, assets_dir=tmp_path)

@@ -4,32 +4,40 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from core import load_detector
 from core.cli import annotated_path, build_parser, find_images
 from core.errors import ModelLoadError
-from core.resolve import resolve_model
+from core.resolve import is_path
 
 
-def test_existing_path_is_used_as_is(tmp_path):
-    model = tmp_path / "my-model"
-    model.mkdir()
-    assert resolve_model(model) == model
-    assert resolve_model(str(model), assets_dir=tmp_path / "elsewhere") == model
+@pytest.mark.parametrize("value, expected", [
+    ("ssd_mobilenet_v1", False), ("custom-6165257e5596", False),
+    ("./ssd_mobilenet_v1", True), ("models/x", True), (Path("x"), True),
+])
+def test_paths_and_model_names_are_told_apart(value, expected):
+    assert is_path(value) is expected
 
 
-def test_catalog_name_finds_the_installed_model(tmp_path):
-    installed = Settings(model="ssd_mobilenet_v2", assets_dir=tmp_path).model_dir
-    installed.mkdir(parents=True)
-    assert resolve_model("ssd_mobilenet_v2", assets_dir=tmp_path) == installed
+def test_unknown_name_lists_the_catalog(tmp_path):
+    with pytest.raises(ModelLoadError, match="neither a model path, a catalog model .*ssd_mobilenet_v1"):
+        load_detector("no_such_model", assets_dir=tmp_path)
 
 
-def test_missing_name_says_how_to_install_it(tmp_path):
-    with pytest.raises(ModelLoadError, match="python -m core.artifacts fetch --model ssd_mobilenet_v2"):
-        resolve_model("ssd_mobilenet_v2", assets_dir=tmp_path)
+def test_catalog_model_without_a_public_url_says_how_to_get_it(tmp_path):
+    with pytest.raises(ModelLoadError, match="no public download URL; give its archive with MODEL_URL"):
+        load_detector("ssdlite_mobilenet_v2", assets_dir=tmp_path)
+    assert not (tmp_path / "models" / "ssdlite_mobilenet_v2").exists()
+
+
+def test_installed_model_without_a_manifest_is_refused(tmp_path):
+    (tmp_path / "models" / "custom-0123456789ab").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match="manifest"):
+        load_detector("custom-0123456789ab", assets_dir=tmp_path)
 
 
 def test_missing_path_is_reported_as_a_path(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        resolve_model(f"{tmp_path}/nothing/here")
+        load_detector(tmp_path / "nothing" / "here")
 
 
 def test_folders_are_searched_recursively_for_image_extensions(tmp_path):
