@@ -34,7 +34,8 @@ def _text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
 def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Image.Image:
     """A copy of ``image`` (upright RGB) with each detection's box, label and score drawn in.
 
-    The lowest scores are drawn first so the best detection's label ends up on top.
+    Boxes first, then labels, so no outline crosses a label; labels go lowest score first,
+    so the best detection's label ends up on top.
     """
     out = image.convert("RGB") if image.mode != "RGB" else image.copy()
     width, height = out.size
@@ -43,13 +44,13 @@ def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Imag
     font = ImageFont.load_default(size=max(12, round(short / 25)))
     pad = max(1, line)
     draw = ImageDraw.Draw(out)
-    for det in sorted(detections, key=lambda d: d.score):
+    ranked = sorted(detections, key=lambda d: d.score)
+    corners = [(round(d.box[1] * (width - 1)), round(d.box[0] * (height - 1)),
+                round(d.box[3] * (width - 1)), round(d.box[2] * (height - 1))) for d in ranked]
+    for det, box in zip(ranked, corners):
+        draw.rectangle(box, outline=label_colour(det.label_id), width=line)
+    for det, (left, top, _, _) in zip(ranked, corners):
         colour = label_colour(det.label_id)
-        ymin, xmin, ymax, xmax = det.box
-        left, top = round(xmin * (width - 1)), round(ymin * (height - 1))
-        right, bottom = round(xmax * (width - 1)), round(ymax * (height - 1))
-        draw.rectangle((left, top, right, bottom), outline=colour, width=line)
-
         text = f"{det.label} {det.score:.2f}"
         x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
         tag_w, tag_h = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad

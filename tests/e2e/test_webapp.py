@@ -82,7 +82,7 @@ def upload(page: Page, path: Path) -> dict:
 def box_position(page: Page, label: str) -> tuple[float, float, float, float]:
     """Where the overlay drew ``label``'s box, as fractions of the displayed image (ymin, xmin, ymax, xmax)."""
     img = page.locator("#photo").bounding_box()
-    rect = page.locator(f'#overlay g[data-label="{label}"] rect.box').first.bounding_box()
+    rect = page.locator(f'#overlay rect.box[data-label="{label}"]').first.bounding_box()
     return ((rect["y"] - img["y"]) / img["height"], (rect["x"] - img["x"]) / img["width"],
             (rect["y"] + rect["height"] - img["y"]) / img["height"],
             (rect["x"] + rect["width"] - img["x"]) / img["width"])
@@ -144,7 +144,7 @@ def test_slider_and_label_toggles_filter_without_a_new_request(page):
     expect(person).not_to_be_checked()
     expect(items).to_have_count(1)
     expect(page.locator("#detections")).not_to_contain_text("person")
-    expect(page.locator('#overlay g[data-label="person"]')).to_have_count(0)
+    expect(page.locator('#overlay [data-label="person"]')).to_have_count(0)
     page.keyboard.press("Space")
     expect(items).to_have_count(2)
 
@@ -240,7 +240,7 @@ def test_webcam_snapshot_is_sent_for_detection(playwright, base_url):
         page.goto(base_url + "/app")
         page.get_by_role("button", name="Use camera").click()
         expect(page.get_by_role("button", name="Take snapshot")).to_be_focused()
-        page.wait_for_function("document.getElementById('camera-video').videoWidth > 0", timeout=10_000)
+        page.wait_for_function("() => document.getElementById('camera-video').videoWidth > 0", timeout=10_000)
         with page.expect_response("**/model/predict") as response:
             page.get_by_role("button", name="Take snapshot").click()
         assert response.value.status == 200 and response.value.json()["status"] == "ok"

@@ -115,18 +115,22 @@
     overlay.replaceChildren();
     if (!w || !h || !img.naturalWidth) return; // not displayed yet: the resize observer calls again
     const font = Math.max(11, Math.min(18, Math.round(Math.min(w, h) / 28)));
-    // Best detection last, so its label is painted on top.
+    // Boxes under labels, so no outline crosses a label; the best detection's label on top.
+    const boxes = svg("g", {}), labels = svg("g", {});
+    overlay.append(boxes, labels);
     for (const d of [...list].reverse()) {
       const [ymin, xmin, ymax, xmax] = d.detection_box;
       const rgb = labelColour(d.label_id);
-      const x = xmin * w, y = ymin * h, bw = (xmax - xmin) * w, bh = (ymax - ymin) * h;
-      const group = svg("g", { "data-label": d.label });
-      group.append(svg("rect", { class: "box", x, y, width: bw, height: bh, stroke: css(rgb) }));
-      const tag = svg("rect", { class: "tag", fill: css(rgb) });
+      const x = xmin * w, y = ymin * h;
+      boxes.append(svg("rect", {
+        class: "box", "data-label": d.label, x, y, width: (xmax - xmin) * w, height: (ymax - ymin) * h, stroke: css(rgb),
+      }));
+      const group = svg("g", { class: "tag", "data-label": d.label });
+      const tag = svg("rect", { fill: css(rgb) });
       const text = svg("text", { "font-size": font, fill: textOn(rgb) });
       text.textContent = `${d.label} ${d.probability.toFixed(2)}`;
       group.append(tag, text);
-      overlay.append(group);
+      labels.append(group);
       const pad = 3, tw = text.getComputedTextLength() + 2 * pad, th = font + 2 * pad;
       const tx = Math.max(0, Math.min(x, w - tw));
       const ty = y - th >= 0 ? y - th : y; // above the box, or inside it at the top edge
