@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any, Sequence
 
@@ -25,6 +26,7 @@ from core.ssd_mobilenet import load_detector
 #: Files picked up when a folder is given (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("core.cli")
 
 
 def _threshold(raw: str) -> float:
@@ -153,7 +155,10 @@ class PredictRun:
             return
         for name, model in self.models:
             try:
+                started = time.perf_counter()
                 detections = model.detect(decoded, self.threshold)
+                log.info("%s: %d detections with %s in %.1f ms", file, len(detections), name,
+                         (time.perf_counter() - started) * 1000)
                 line: dict[str, Any] = {"file": str(file), "model": name, "status": "ok",
                                         "predictions": [d.to_json() for d in detections]}
                 if self.out is not None:
