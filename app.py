@@ -13,20 +13,18 @@ from api import cors, create_api, metrics, request_log, security
 from config import Settings
 from core.errors import ModelLoadError
 from core.model import ModelWrapper
+from core.registry import detector_for
 from core.serving import ModelHolder
-from core.ssd_mobilenet import make_detector
 
 log = logging.getLogger("app")
 
 
 def build_model(settings: Settings) -> ModelWrapper:
-    """The model the settings name, located now so a missing model fails the start loudly."""
+    """The model the settings name, located now: a missing model fails the start with one clear line."""
     try:
-        return make_detector(settings.model_dir, backend=settings.backend, engine_threads=settings.engine_threads)
-    except ModelLoadError as exc:
-        log.error("cannot start: %s. Install the model into %s with `python -m core.artifacts fetch` "
-                  "(MODEL, or MODEL_URL + MODEL_SHA256), or set ASSETS_DIR to where it is installed",
-                  exc, settings.model_dir)
+        return detector_for(settings)
+    except ModelLoadError as exc:  # the message names the directory and the command that fills it
+        log.error("cannot start: %s", exc)
         raise
 
 

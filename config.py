@@ -39,17 +39,22 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def parse_fraction(raw: str) -> float:
+    """A finite number in [0, 1] (thresholds). Raises ValueError otherwise, NaN included."""
+    value = float(raw)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{raw!r} is not in [0, 1]")
+    return value
+
+
 def _float01(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        return parse_fraction(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be in [0, 1], got {raw!r}")
-    return value
+        raise ConfigError(f"{name} must be a number in [0, 1], got {raw!r}") from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -111,6 +116,8 @@ class Settings:
     graceful_timeout: int = 30
     #: Python logging level.
     log_level: str = "INFO"
+    #: Serve the browser app at ``/app``; false removes the route (``/app`` answers 404).
+    webapp_enabled: bool = True
     #: Browser origins (``https://host[:port]``) allowed to call the API cross-origin; empty: CORS off.
     cors_origins: tuple[str, ...] = ()
     #: When set, ``/model/predict`` and ``/model/annotate`` need it (``X-API-Key`` or ``Authorization: Bearer``).
@@ -166,6 +173,7 @@ class Settings:
             timeout=_int(env, "TIMEOUT", d.timeout, minimum=1),
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", d.graceful_timeout, minimum=1),
             log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+            webapp_enabled=_bool(env, "WEBAPP_ENABLED", d.webapp_enabled),
             cors_origins=tuple(origin.lower() for origin in _list(env, "CORS_ORIGINS")),
             api_key=env.get("API_KEY", "").strip() or None,
             load_wait_seconds=_int(env, "LOAD_WAIT_SECONDS", d.load_wait_seconds),

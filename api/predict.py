@@ -1,7 +1,6 @@
 """``POST /model/predict``: detect objects in one uploaded image (MAX-compatible)."""
 from __future__ import annotations
 
-import math
 import time
 
 from flask import request
@@ -11,6 +10,7 @@ from werkzeug.datastructures import FileStorage
 from api import holder, settings
 from api.errors import error_model
 from api.request_log import log_fields
+from config import parse_fraction
 from core.errors import InvalidInput
 
 
@@ -19,16 +19,14 @@ FIELDS = frozenset({"image", "threshold"})
 
 
 def read_threshold(raw: str | None, default: float) -> float:
-    """Parse the ``threshold`` form field: a finite number in [0, 1]."""
-    if raw is None or raw.strip() == "":
+    """Parse the ``threshold`` form field: a finite number in [0, 1]; absent means ``default``
+    (an empty value is a mistake, not a request for the default)."""
+    if raw is None:
         return default
     try:
-        value = float(raw)
+        return parse_fraction(raw)
     except ValueError:
         raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}")
-    return value
 
 
 def reject_unknown_fields(allowed: frozenset[str]) -> None:
@@ -54,8 +52,8 @@ def read_image() -> bytes:
 
 
 def _threshold(raw: str) -> float:
-    """reqparse's view of the field (reqparse fills in the default itself, so there is none here)."""
-    return read_threshold(raw, default=math.nan)
+    """reqparse's type for the field: the same rule as :func:`read_threshold`."""
+    return parse_fraction(raw)
 
 
 #: Lets Swagger (and schema fuzzers) know the accepted range, not just "a number".
@@ -101,9 +99,9 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the objects detected in the uploaded image, best first."""
             cfg = settings()
-            reject_unknown_fields(FIELDS)
             threshold = read_threshold(request.form.get("threshold"), cfg.default_threshold)
             data = read_image()
+            reject_unknown_fields(FIELDS)
             model = holder().get()
             started = time.perf_counter()
             decoded = model.decode(data, cfg.max_image_pixels)

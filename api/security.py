@@ -25,10 +25,9 @@ API_KEY_HEADER = "X-API-Key"
 _DOC_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
-#: Everything else, the web app included: same-origin files only; camera frames and drawn
-#: results travel as blob:/data: URLs.
-_APP_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: Everything else is data (JSON, images, metrics): nothing in it may load or run anything. Pages
+#: that need more set their own policy first (the web app at ``/app`` does) and it is kept.
+_DATA_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -38,10 +37,10 @@ _HEADERS = {
 
 
 def content_security_policy(path: str) -> str:
-    """The CSP for a path: the relaxed one only where Swagger UI needs it."""
+    """The default CSP for a path: the relaxed one only where Swagger UI needs it."""
     if path == "/" or path.startswith("/swaggerui/"):
         return _DOC_CSP
-    return _APP_CSP
+    return _DATA_CSP
 
 
 def presented_key() -> str | None:

@@ -129,4 +129,13 @@ def test_every_response_carries_the_security_headers(client, method, path) -> No
 
 def test_swagger_ui_gets_its_relaxed_policy_and_the_api_the_strict_one(client) -> None:
     assert "'unsafe-inline'" in client.get("/").headers["Content-Security-Policy"]
-    assert "'unsafe-inline'" not in client.get("/model/labels").headers["Content-Security-Policy"]
+    assert client.get("/model/labels").headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_the_web_app_keeps_its_own_policy_and_gets_the_other_headers(client) -> None:
+    response = client.get("/app")
+    assert response.status_code == 200
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "mediastream:" in policy and "'unsafe-inline'" not in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"

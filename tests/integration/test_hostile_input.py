@@ -168,7 +168,7 @@ def test_filename_with_unicode_and_path_separators_is_just_a_name(serves_afterwa
 
 # --- malformed requests -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("threshold", ["NaN", "nan", "-1", "2", "abc", "inf", "1e400"])
+@pytest.mark.parametrize("threshold", ["NaN", "nan", "-1", "2", "abc", "inf", "1e400", "", " "])
 def test_bad_thresholds_get_400(serves_afterwards, threshold) -> None:
     assert_error(*post(serves_afterwards, image_bytes("dog.jpg"), threshold=threshold), 400, "threshold")
 

@@ -91,7 +91,8 @@ def test_metrics_count_requests_and_inference_by_endpoint_and_status(client) -> 
     assert grew("objdet_http_requests_total", endpoint="/model/predict", method="POST", status="200") == 1
     assert grew("objdet_http_requests_total", endpoint="/model/predict", method="POST", status="400") == 1
     assert grew("objdet_http_requests_total", endpoint="unmatched", method="GET", status="404") == 1
-    assert grew("objdet_http_request_duration_seconds_count", endpoint="/model/predict", status="200") == 1
+    assert grew("objdet_http_request_duration_seconds_count", endpoint="/model/predict", method="POST",
+                status="200") == 1
     assert grew("objdet_inference_seconds_count") == 1  # the junk upload never reached the model
     assert metric(text, "objdet_model_info", backend="tf") == 1
     assert metric(text, "objdet_model_ready") == 1

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SSDLITE_ARCHIVE, SSDLITE_SHA256
+from tests.conftest import model_pin
 from tests.support.server import model_env
 
 
 @pytest.fixture(scope="session")
 def gunicorn_env(ssdlite_dir: Path, test_assets: Path) -> dict[str, str]:
     """Serve the SSDLite model that ``ssdlite_dir`` installed through the fetcher."""
-    return {**model_env(test_assets, SSDLITE_ARCHIVE.as_uri(), SSDLITE_SHA256), "LOG_LEVEL": "INFO"}
+    return {**model_env(test_assets, *model_pin()), "LOG_LEVEL": "INFO"}

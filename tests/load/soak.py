@@ -4,9 +4,10 @@ Full run (the README's figures), from the repo root::
 
     python -m tests.load.soak --duration 300 --clients 8
 
-It installs the SSDLite test model from ../shared through the fetcher into a temporary assets dir,
-starts gunicorn on 127.0.0.1, warms up, then measures. The worker's resident memory is read
-at the end of the warm-up and at the end; the run fails (exit 1) on any error or on >= 10 % growth.
+It installs the test model (MODEL_URL + MODEL_SHA256, else ../shared's SSDLite) through the fetcher
+into a temporary assets dir, starts gunicorn on 127.0.0.1, warms up, then measures. The workers'
+resident memory is read at the end of the warm-up and at the end; the run fails (exit 1) on any
+error or on >= 10 % growth.
 ``tests/load/test_soak.py`` runs the same thing for ~25 s in CI.
 """
 from __future__ import annotations
@@ -116,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from config import Settings
     from core.artifacts import ensure_model
-    from tests.conftest import IMAGES, SSDLITE_ARCHIVE, SSDLITE_SHA256
+    from tests.conftest import IMAGES, model_pin
     from tests.support.server import model_env
 
     assets = args.assets_dir or Path(tempfile.mkdtemp(prefix="soak-assets-"))
-    ensure_model(Settings(model_url=SSDLITE_ARCHIVE.as_uri(), model_sha256=SSDLITE_SHA256, assets_dir=assets))
-    env = {**model_env(assets, SSDLITE_ARCHIVE.as_uri(), SSDLITE_SHA256), "WORKERS": str(args.workers)}
+    url, sha256 = model_pin()
+    ensure_model(Settings(model_url=url, model_sha256=sha256, assets_dir=assets))
+    env = {**model_env(assets, url, sha256), "WORKERS": str(args.workers)}
     images = read_images([IMAGES / name for name in PHOTOS])
     with GunicornServer(env, assets / "soak-gunicorn.log") as server:
         server.wait_ready(workers=args.workers)

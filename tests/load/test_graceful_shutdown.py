@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import IMAGES, image_bytes
+from tests.conftest import image_bytes
 from tests.support.server import HOST, GunicornServer
 
 GRACE_SECONDS = 20

@@ -1,39 +1,72 @@
-"""A missing or corrupt model must never give a server that answers 500: it exits, or it stays not-ready."""
+"""A missing or corrupt model must never give a server that answers 500: it exits non-zero with a
+clear line, or it stays not-ready and says why."""
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import requests
 
 from config import Settings
-from tests.conftest import SSDLITE_ARCHIVE, SSDLITE_SHA256
+from core.artifacts import ensure_model
+from tests.conftest import model_pin
 from tests.support.server import GunicornServer, model_env
 
 
-def test_missing_model_exits_non_zero_with_one_clear_error_line(tmp_path: Path) -> None:
-    env = model_env(tmp_path / "empty-assets", SSDLITE_ARCHIVE.as_uri(), SSDLITE_SHA256)
-    expected_dir = Settings.from_env(env).model_dir
-    server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+def exit_code(server: GunicornServer) -> int:
     try:
-        code = server.wait_exit(timeout=120)
+        return server.wait_exit(timeout=120)
     except subprocess.TimeoutExpired:
         server.stop()
-        raise AssertionError(f"gunicorn kept running without a model:\n{server.log_text()[-3000:]}") from None
+        raise AssertionError(f"gunicorn kept running without a usable model:\n{server.log_text()[-3000:]}") from None
+
+
+def cannot_start_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if " ERROR app: cannot start:" in line]
+
+
+def test_missing_model_exits_non_zero_with_one_clear_error_line(tmp_path: Path) -> None:
+    env = model_env(tmp_path / "empty-assets", *model_pin())
+    server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+    assert exit_code(server) != 0
     log = server.log_text()
-    assert code != 0
-    clear = [line for line in log.splitlines() if " ERROR app: cannot start:" in line]
-    assert len(clear) == 1, log
-    assert str(expected_dir) in clear[0] and "python -m core.artifacts fetch" in clear[0]
+    (line,) = cannot_start_lines(log)
+    assert str(Settings.from_env(env).model_dir) in line and "python -m core.artifacts fetch" in line
     assert "Worker failed to boot" in log
 
 
-def test_corrupt_model_stays_not_ready_and_refuses_predict_with_503(tmp_path: Path) -> None:
-    env = model_env(tmp_path / "assets", SSDLITE_ARCHIVE.as_uri(), SSDLITE_SHA256)
+def test_model_damaged_after_install_exits_non_zero(ssdlite_dir: Path, tmp_path: Path) -> None:
+    """The installed files no longer match their manifest: the service refuses to serve them."""
+    env = model_env(tmp_path / "assets", *model_pin())
     model_dir = Settings.from_env(env).model_dir
-    model_dir.mkdir(parents=True)
-    (model_dir / "frozen_inference_graph.pb").write_bytes(os.urandom(4096))  # right name, garbage inside
+    shutil.copytree(ssdlite_dir, model_dir)
+    (graph,) = model_dir.rglob("frozen_inference_graph.pb")
+    graph.write_bytes(os.urandom(4096))
+    server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+    assert exit_code(server) != 0
+    log = server.log_text()
+    assert len(cannot_start_lines(log)) == 1
+    assert "frozen_inference_graph.pb" in log  # the fetcher's warning names the damaged file
+
+
+def test_verified_archive_that_is_not_a_model_stays_not_ready_and_predict_gets_503(tmp_path: Path) -> None:
+    """The pin matches (the archive is what was asked for) but its graph is garbage: loading fails in
+    the background, readiness says so, predict answers 503, and the process keeps its probes up."""
+    archive = tmp_path / "broken-model.tar.gz"
+    garbage = os.urandom(4096)
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("broken_model/frozen_inference_graph.pb")
+        info.size = len(garbage)
+        tar.addfile(info, io.BytesIO(garbage))
+    pin = (archive.as_uri(), hashlib.sha256(archive.read_bytes()).hexdigest())
+    env = model_env(tmp_path / "assets", *pin)
+    ensure_model(Settings.from_env(env), show_progress=False)
+
     with GunicornServer(env, tmp_path / "gunicorn.log") as server:
         server.wait_until(lambda: requests.get(f"{server.url}/health/ready", timeout=5).json()["status"] == "failed",
                           timeout=120, what="the model load to fail")
@@ -43,7 +76,6 @@ def test_corrupt_model_stays_not_ready_and_refuses_predict_with_503(tmp_path: Pa
         assert requests.get(f"{server.url}/health/live", timeout=5).status_code == 200
         predict = requests.post(f"{server.url}/model/predict", files={"image": ("x.jpg", b"\xff\xd8")}, timeout=30)
         assert predict.status_code == 503
-        assert predict.json() == {"status": "error", "message": predict.json()["message"]}
-        assert "failed to load" in predict.json()["message"]
-        assert server.proc.poll() is None  # still serving its probes, not crash-looping
+        assert predict.json()["status"] == "error" and "failed to load" in predict.json()["message"]
+        assert server.proc.poll() is None  # still up and answering its probes, not crash-looping
     assert "model failed to load" in server.log_text()
