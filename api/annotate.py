@@ -12,7 +12,7 @@ from flask_restx import Api, Namespace, Resource
 
 from api import holder, settings
 from api.errors import error_model
-from api.predict import FIELDS, input_parser, read_image, read_threshold, reject_unknown_fields
+from api.predict import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
 from api.request_log import log_fields
 from core.annotate import MIMETYPES, draw_detections, encode
 from core.errors import InvalidInput
@@ -52,7 +52,7 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the uploaded image with its detections drawn in."""
             cfg = settings()
-            threshold = read_threshold(request.form.get("threshold"), cfg.default_threshold)
+            threshold = read_threshold(form_value("threshold"), cfg.default_threshold)
             fmt = read_format()
             data = read_image()
             reject_unknown_fields(FIELDS | {"format"})

@@ -29,6 +29,14 @@ def read_threshold(raw: str | None, default: float) -> float:
         raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}") from None
 
 
+def form_value(name: str) -> str | None:
+    """The one value of form field ``name`` (None when absent); sending it twice is ambiguous."""
+    values = request.form.getlist(name)
+    if len(values) > 1:
+        raise InvalidInput(f"send the form field {name!r} once, got {len(values)} values")
+    return values[0] if values else None
+
+
 def reject_unknown_fields(allowed: frozenset[str]) -> None:
     """A misspelt field (``treshold``) would otherwise be ignored silently and the default used."""
     unknown = sorted((set(request.form) | set(request.files)) - allowed)
@@ -99,7 +107,7 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the objects detected in the uploaded image, best first."""
             cfg = settings()
-            threshold = read_threshold(request.form.get("threshold"), cfg.default_threshold)
+            threshold = read_threshold(form_value("threshold"), cfg.default_threshold)
             data = read_image()
             reject_unknown_fields(FIELDS)
             model = holder().get()

@@ -173,6 +173,18 @@ def test_bad_thresholds_get_400(serves_afterwards, threshold) -> None:
     assert_error(*post(serves_afterwards, image_bytes("dog.jpg"), threshold=threshold), 400, "threshold")
 
 
+def test_threshold_sent_twice_gets_400(serves_afterwards) -> None:
+    response = serves_afterwards.post("/model/predict", data={
+        "image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "threshold": ["0.5", "0.9"]})
+    assert_error(response.status_code, response.get_json(), 400, "once")
+
+
+def test_misspelt_field_gets_400_instead_of_being_ignored(serves_afterwards) -> None:
+    response = serves_afterwards.post("/model/predict", data={
+        "image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "treshold": "0.9"})
+    assert_error(response.status_code, response.get_json(), 400, "'treshold'")
+
+
 def test_wrong_field_name_gets_400(serves_afterwards) -> None:
     response = serves_afterwards.post("/model/predict", data={"file": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")})
     assert_error(response.status_code, response.get_json(), 400, "'image'")
