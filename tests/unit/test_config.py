@@ -1,0 +1,47 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from config import ENV_VARS, ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_match_max():
+    s = Settings.from_env({})
+    assert s.port == 5000
+    assert s.default_threshold == 0.7
+    assert s.model == "ssd_mobilenet_v1"
+    assert s.model_dir == s.assets_dir / "models" / "ssd_mobilenet_v1"
+
+
+def test_custom_archive_gets_a_name_derived_from_its_pin():
+    sha = "ab" * 32
+    s = Settings.from_env({"MODEL_URL": "file:///tmp/x.tar.gz", "MODEL_SHA256": sha.upper(), "PORT": "8080"})
+    assert s.model_name == "custom-" + sha[:12]
+    assert s.port == 8080
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MODEL_URL": "file:///x.tar.gz"}, "MODEL_URL needs MODEL_SHA256"),
+    ({"MODEL_URL": "file:///x.tar.gz", "MODEL_SHA256": "abc"}, "64 lowercase hex"),
+    ({"MODEL_SHA256": "ab" * 32}, "MODEL_URL is not"),
+    ({"PORT": "http"}, "PORT must be an integer"),
+    ({"PORT": "70000"}, "PORT must be in"),
+    ({"DEFAULT_THRESHOLD": "1.5"}, "DEFAULT_THRESHOLD must be a number in"),
+    ({"DEFAULT_THRESHOLD": "nan"}, "DEFAULT_THRESHOLD must be a number in"),
+    ({"BACKEND": "onnx"}, "BACKEND must be"),
+    ({"WORKERS": "0"}, "WORKERS must be >= 1"),
+    ({"LOG_LEVEL": "loud"}, "not a logging level"),
+    ({"MAX_UPLOAD_BYTES": "10"}, "MAX_UPLOAD_BYTES must be >= 1024"),
+])
+def test_bad_values_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_readme_documents_every_environment_variable():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in ENV_VARS if f"`{name}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
