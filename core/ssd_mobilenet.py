@@ -131,7 +131,8 @@ def make_detector(
     the tflite backend runs at once (TensorFlow runs any number on one graph).
     """
     root = Path(path)
-    model_file, found = find_model(root, fmt)
+    # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.
+    model_file, found = find_model(root, fmt or ("tflite" if backend == "tflite" else None))
     if backend == "auto":
         backend = "tflite" if found == "tflite" else "tf"
     if (backend == "tflite") != (found == "tflite"):

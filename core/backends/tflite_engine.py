@@ -7,7 +7,8 @@ by ``python -m core.optimize`` end in that op, so one engine serves both.
 
 A LiteRT ``Interpreter`` is not thread-safe, so the engine keeps a small pool of interpreters;
 a request thread borrows one, writes the image into that interpreter's own input buffer and
-gives it back. With one interpreter the pool is simply a lock.
+gives it back. With one interpreter the pool is simply a lock. Images are resized the way the
+TF graphs' own preprocessor does it (see ``core.backends.resize``).
 """
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from core.backends.base import RawDetections
+from core.backends.resize import resize_bilinear
 from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,12 @@ class TFLiteEngine:
         return self._idle.get()
 
     def __call__(self, image: np.ndarray) -> RawDetections:
-        pixels = _fit(image, self.input_size)
+        if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 [1,H,W,3] image, got {image.dtype} {list(image.shape)}")
         interpreter = self._borrow()
         try:
-            # Write straight into the interpreter's own input buffer: nothing model-sized is allocated.
-            interpreter.tensor(self._input)()[0] = pixels
+            # Resize straight into the interpreter's own input buffer: nothing model-sized is allocated.
+            _fill(interpreter.tensor(self._input)()[0], image[0], self.input_size)
             interpreter.invoke()
             boxes, classes, scores, count = (interpreter.get_tensor(i) for i in self._outputs)
         finally:
@@ -91,14 +92,12 @@ class TFLiteEngine:
                              classes=classes[0, :n].astype(np.int64) + 1)  # op gives 0-based class index
 
 
-def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``[1,H,W,3]`` uint8 -> ``[H',W',3]`` at the network's (width, height), resized in C by Pillow."""
-    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 [1,H,W,3] image, got {image.dtype} {list(image.shape)}")
-    frame = image[0]
+def _fill(buffer: np.ndarray, frame: np.ndarray, size: tuple[int, int]) -> None:
+    """Write ``frame`` ``[H,W,3]`` into the input ``buffer`` at the network's (width, height)."""
     if (frame.shape[1], frame.shape[0]) == size:
-        return frame
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        np.copyto(buffer, frame)
+    else:
+        resize_bilinear(frame, size, out=buffer)
 
 
 def _describe(interpreter, path: Path) -> tuple[int, tuple[int, ...], tuple[int, int]]:

@@ -83,11 +83,12 @@ def test_resizes_any_input_size(quant_detector):
     assert out.boxes.shape[1:] == (4,) and out.scores.shape == out.classes.shape
 
 
-def test_a_tflite_worker_never_imports_tensorflow(quant_dir: Path):
+def assert_serves_without_tensorflow(model_dir: Path) -> None:
+    """In a fresh interpreter: load the model, detect on a photo, import the app; TF stays out."""
     code = (
         "import sys\n"
         "from core import load_detector\n"
-        f"d = load_detector({str(quant_dir)!r})\n"
+        f"d = load_detector({str(model_dir)!r}, backend='tflite')\n"
         f"found = d.detect(open({str(require(IMAGES / 'dog.jpg'))!r}, 'rb').read(), 0.5)\n"
         "import app\n"
         "assert found, 'no detections'\n"
@@ -97,3 +98,7 @@ def test_a_tflite_worker_never_imports_tensorflow(quant_dir: Path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok tflite")
+
+
+def test_a_tflite_worker_never_imports_tensorflow(quant_dir: Path):
+    assert_serves_without_tensorflow(quant_dir)
