@@ -21,7 +21,8 @@ log = logging.getLogger("app")
 
 def build_model(settings: Settings) -> ModelWrapper:
     """The model the settings name, located now so a missing model fails the start loudly."""
-    return make_detector(settings.model_dir, backend=settings.backend, engine_threads=settings.engine_threads)
+    return make_detector(settings.model_dir, backend=settings.backend,
+                         engine_threads=settings.effective_engine_threads)
 
 
 def create_app(settings: Settings | None = None, model: ModelWrapper | None = None,

@@ -94,7 +94,7 @@ class Settings:
     workers: int = 1
     #: Request threads per worker; they share the worker's model.
     threads: int = 4
-    #: Threads the inference engine may use per worker (0 = engine default).
+    #: Threads the inference engine may use per worker (0 = the cores divided by WORKERS).
     engine_threads: int = 0
     #: Seconds a worker may stay silent before gunicorn restarts it.
     timeout: int = 120
@@ -141,6 +141,14 @@ class Settings:
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", d.graceful_timeout, minimum=1),
             log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
         )
+
+    @property
+    def effective_engine_threads(self) -> int:
+        """ENGINE_THREADS, or the cores split evenly between the workers, so that WORKERS x engine
+        threads never oversubscribes the machine (README, Performance)."""
+        if self.engine_threads:
+            return self.engine_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
     def model_name(self) -> str:

@@ -33,8 +33,8 @@ class TFLiteEngine:
     format = "tflite"
 
     def __init__(self, model_file: Path, engine_threads: int = 0, interpreters: int = 1) -> None:
-        """``engine_threads``: XNNPACK threads per interpreter (0 = runtime default).
-        ``interpreters``: how many requests may run at once in this process."""
+        """``engine_threads``: XNNPACK threads for the whole engine, split between the interpreters
+        (0 = runtime default). ``interpreters``: how many inferences may run at once."""
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a broken install, not a client error
@@ -45,8 +45,8 @@ class TFLiteEngine:
         except OSError as exc:
             raise ModelLoadError(f"cannot read TFLite model {self._path}: {exc}") from exc
         self._interpreter_cls = Interpreter
-        self._threads = engine_threads if engine_threads > 0 else None
         self._max = max(1, interpreters)
+        self._threads = max(1, engine_threads // self._max) if engine_threads > 0 else None
         self._created = 0
         self._create_lock = threading.Lock()
         self._idle: queue.LifoQueue = queue.LifoQueue()

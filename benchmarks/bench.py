@@ -1,0 +1,395 @@
+"""One-run benchmark: model speed in-process, and the real gunicorn service over loopback HTTP.
+
+    python benchmarks/bench.py                 # full run on ../shared (several minutes)
+    python benchmarks/bench.py --quick         # smoke run: tiny counts, int8 model only
+
+Per backend (tf = frozen graph on TensorFlow, tflite-float = ``core.optimize`` output on LiteRT,
+tflite-int8 = the official quantized model on LiteRT) it measures:
+
+* raw: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
+  sequentially and from 4 threads: images/s, p50, p95;
+* http: ``gunicorn -c gunicorn.conf.py`` started as a subprocess on a free loopback port with the
+  service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
+* the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
+  start: seconds from spawning gunicorn until ``/health/ready`` answers 200.
+
+It prints one markdown report (date, CPU, cores, ratios). Numbers on a shared machine are noisy:
+compare the ratios within one run. Not a test: nothing here asserts a speed.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+BACKENDS = ("tf", "tflite-float", "tflite-int8")
+
+
+@dataclass
+class Run:
+    """Latencies (seconds) of ``count`` requests that took ``wall`` seconds in all."""
+
+    label: str
+    concurrency: int
+    latencies: list[float]
+    wall: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall
+
+    def pct(self, q: float) -> float:
+        """Latency percentile in milliseconds (nearest rank)."""
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def unpack(archive: Path, work: Path) -> Path:
+    """A model directory from a directory or a .tar.gz/.zip archive (extracted under ``work``)."""
+    if archive.is_dir():
+        return archive
+    target = work / archive.name.split(".")[0]
+    target.mkdir(parents=True, exist_ok=True)
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(target)
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(target, filter="data")
+    return target
+
+
+def prepare_models(args, work: Path) -> dict[str, Path]:
+    """Model directory per backend; the float model is converted here, as the service would."""
+    dirs: dict[str, Path] = {}
+    if "tflite-int8" in args.backends:
+        dirs["tflite-int8"] = unpack(args.quant, work)
+    if {"tf", "tflite-float"} & set(args.backends):
+        ssdlite = unpack(args.ssdlite, work)
+        graph = next(ssdlite.rglob("frozen_inference_graph.pb")).parent
+        if "tf" in args.backends:
+            dirs["tf"] = graph
+        if "tflite-float" in args.backends:
+            from core.optimize import convert
+
+            float_dir = work / "float"
+            float_dir.mkdir(exist_ok=True)
+            convert(graph, float_dir / "ssd_float.tflite")
+            dirs["tflite-float"] = float_dir
+    return dirs
+
+
+def timed_requests(label: str, concurrency: int, count: int, call) -> Run:
+    """``count`` calls of ``call(i)`` spread over ``concurrency`` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        start = time.perf_counter()
+        call(i)
+        elapsed = time.perf_counter() - start
+        with lock:
+            latencies.append(elapsed)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(count)))
+    return Run(label, concurrency, latencies, time.perf_counter() - start)
+
+
+def raw_runs(backend: str, model_dir: Path, images: list[bytes], args) -> list[Run]:
+    """In-process throughput, with the engine settings the service would use by default."""
+    from config import Settings
+    from core import load_detector
+
+    settings = Settings(workers=1, threads=args.threads)
+    detector = load_detector(model_dir, backend="tflite" if backend.startswith("tflite") else "tf",
+                             engine_threads=settings.effective_engine_threads)
+    runs = []
+    for concurrency in (1, 4):
+        detector.detect(images[0], 0.5)
+        runs.append(timed_requests(f"{backend} raw", concurrency, args.requests,
+                                   lambda i: detector.detect(images[i % len(images)], 0.5)))
+    return runs
+
+
+def tflite_pool_runs(model_dir: Path, images: list[bytes], args) -> list[Run]:
+    """The thread-safety choice measured: 1 interpreter x N threads (a lock) vs N interpreters x 1."""
+    from core import load_detector
+
+    cores = os.cpu_count() or 1
+    runs = []
+    for interpreters, threads in ((1, cores), (cores, 1)):
+        detector = load_detector(model_dir, backend="tflite", engine_threads=cores, interpreters=interpreters)
+        detector.detect(images[0], 0.5)
+        runs.append(timed_requests(f"{interpreters} interpreter(s) x {threads} thread(s)", 4, args.requests,
+                                   lambda i: detector.detect(images[i % len(images)], 0.5)))
+    return runs
+
+
+def batching_runs(model_dir: Path, images: list[bytes], args) -> list[tuple[int, float]]:
+    """Micro-batching on CPU: per-image network time at batch 1 vs batch 4 (TF graph takes any batch)."""
+    import numpy as np
+
+    from core import load_detector
+
+    detector = load_detector(model_dir, fmt="frozen_graph")
+    frames = [np.asarray(detector.decode(data).image.resize((300, 300))) for data in images]
+    results = []
+    for batch in (1, 4):
+        stack = np.stack([frames[i % len(frames)] for i in range(batch)])
+        detector.predict(stack)
+        rounds = max(2, args.requests // batch)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            detector.predict(stack)
+        results.append((batch, (time.perf_counter() - start) * 1000 / (rounds * batch)))
+    return results
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="image.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="threshold"\r\n\r\n0.5\r\n--{boundary}--\r\n'
+    ).encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+class Server:
+    """gunicorn from gunicorn.conf.py on a free loopback port, configured through env vars only."""
+
+    def __init__(self, backend: str, model_dir: Path, work: Path, args) -> None:
+        assets = work / f"assets-{backend}"
+        (assets / "models").mkdir(parents=True, exist_ok=True)
+        link = assets / "models" / "bench"
+        if not link.exists():
+            link.symlink_to(model_dir.resolve(), target_is_directory=True)
+        self.port = free_port()
+        env = {**os.environ, "PORT": str(self.port), "ASSETS_DIR": str(assets), "MODEL": "bench",
+               "BACKEND": "tflite" if backend.startswith("tflite") else "tf", "WORKERS": str(args.workers),
+               "THREADS": str(args.threads), "LOG_LEVEL": "WARNING"}
+        env.pop("MODEL_URL", None)
+        env.pop("MODEL_SHA256", None)
+        self.log = (work / f"gunicorn-{backend}.log").open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        """Seconds from spawn to the first 200 from /health/ready."""
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/health/ready")
+                if conn.getresponse().status == 200:
+                    return time.monotonic() - self.started
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"not ready after {timeout} s; see {self.log.name}")
+
+    def workers(self) -> list[int]:
+        """PIDs of the master's children (the workers)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def memory_mb(self) -> tuple[float, float]:
+        """Largest worker VmRSS and VmHWM (peak), in MB."""
+        rss, hwm = [], []
+        for pid in self.workers():
+            try:
+                status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+            except OSError:
+                continue
+            rss.append(int(status["VmRSS"].split()[0]) / 1024)
+            hwm.append(int(status["VmHWM"].split()[0]) / 1024)
+        return (max(rss, default=0.0), max(hwm, default=0.0))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def http_runs(server: Server, backend: str, bodies: list[tuple[bytes, str]], args) -> list[Run]:
+    local = threading.local()
+
+    def post(i: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        body, content_type = bodies[i % len(bodies)]
+        conn.request("POST", "/model/predict", body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {payload[:200]!r}")
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            local.conn = None
+
+    post(0)  # the first request pays for lazy set-up in the worker
+    return [timed_requests(f"{backend} http", clients, args.requests, post) for clients in args.clients]
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(args, raw: dict, pools: list[Run], batching, http: dict, servers: dict) -> str:
+    out = [f"## Benchmark {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+           "",
+           f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average at start {args.load:.1f}); "
+           f"Python {platform.python_version()}; images: {len(args.image_files)} photos from {args.images}; "
+           f"{args.requests} requests per measurement; server: WORKERS={args.workers} THREADS={args.threads} "
+           f"ENGINE_THREADS=0 (= {max(1, (os.cpu_count() or 1) // args.workers)})"
+           + ("; **--quick: smoke run, numbers meaningless**" if args.quick else ""),
+           "", "### In-process (decode + resize + network + NMS)", ""]
+    rows = [[r.label.split()[0], str(r.concurrency), f"{r.rate:.1f}", f"{1000 / r.rate:.1f}", f"{r.pct(50):.1f}",
+             f"{r.pct(95):.1f}"] for runs in raw.values() for r in runs]
+    out.append(table(rows, ["backend", "threads", "images/s", "ms/image", "p50 ms", "p95 ms"]))
+    out += ["", "### HTTP through gunicorn (loopback, keep-alive clients)", ""]
+    rows = [[r.label.split()[0], str(r.concurrency), f"{r.rate:.1f}", f"{r.pct(50):.1f}", f"{r.pct(95):.1f}",
+             f"{r.pct(99):.1f}"] for runs in http.values() for r in runs]
+    out.append(table(rows, ["backend", "clients", "requests/s", "p50 ms", "p95 ms", "p99 ms"]))
+    out += ["", "### Worker process", ""]
+    rows = [[b, f"{s['cold']:.2f}", f"{s['rss']:.0f}", f"{s['hwm']:.0f}"] for b, s in servers.items()]
+    out.append(table(rows, ["backend", "cold start to ready (s)", "worker RSS (MB)", "worker peak RSS (MB)"]))
+    out += ["", "### Ratios (same run)", ""]
+    ratios = []
+    for backend, runs in http.items():
+        at4 = next((r for r in runs if r.concurrency == 4), runs[-1])
+        best_raw = max(r.rate for r in raw[backend])
+        ratios.append([f"{backend}: HTTP @{at4.concurrency} clients / best in-process", f"{at4.rate / best_raw:.2f}"])
+    if "tf" in raw:
+        tf_best = max(r.rate for r in raw["tf"])
+        for backend in ("tflite-float", "tflite-int8"):
+            if backend in raw:
+                best = max(r.rate for r in raw[backend])
+                ratios.append([f"{backend} / tf, in-process images/s", f"{best / tf_best:.2f}"])
+    out.append(table(ratios, ["ratio", "value"]))
+    if pools:
+        out += ["", "### TFLite thread safety: interpreter pool vs one locked interpreter (float, 4 threads)", ""]
+        out.append(table([[r.label, f"{r.rate:.1f}", f"{r.pct(50):.1f}", f"{r.pct(95):.1f}"] for r in pools],
+                         ["pool", "images/s", "p50 ms", "p95 ms"]))
+    if batching:
+        out += ["", "### Micro-batching (TF graph, network only, 300x300 frames)", ""]
+        out.append(table([[str(b), f"{ms:.1f}"] for b, ms in batching], ["batch", "ms per image"]))
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of JPEG photos")
+    parser.add_argument("--ssdlite", type=Path, default=SHARED / "models" / "ssdlite_mobilenet_v2_coco.tar.gz",
+                        help="SSDLite frozen-graph model: directory or .tar.gz")
+    parser.add_argument("--quant", type=Path,
+                        default=SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip",
+                        help="int8 TFLite model: directory or .zip")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS))
+    parser.add_argument("--requests", type=int, default=60, help="requests per measurement")
+    parser.add_argument("--clients", default="1,2,4,8", help="HTTP client counts")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn WORKERS")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn THREADS")
+    parser.add_argument("--output", type=Path, help="also write the report to this file")
+    parser.add_argument("--quick", action="store_true", help="smoke run: int8 model, 2 photos, 4 requests, 1-2 clients")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.backends, args.requests, args.clients = "tflite-int8", 4, "1,2"
+    args.backends = [b for b in args.backends.split(",") if b]
+    unknown = set(args.backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    args.clients = [int(c) for c in args.clients.split(",")]
+    args.image_files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    if args.quick:
+        args.image_files = args.image_files[:2]
+    if not args.image_files:
+        parser.error(f"no .jpg photos in {args.images}")
+    args.load = os.getloadavg()[0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    images = [p.read_bytes() for p in args.image_files]
+    bodies = [multipart(data) for data in images]
+    raw, http, servers, pools, batching = {}, {}, {}, [], []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        models = prepare_models(args, work)
+        for backend in args.backends:  # servers first: the bench process has no model loaded yet
+            server = Server(backend, models[backend], work, args)
+            try:
+                cold = server.wait_ready()
+                http[backend] = http_runs(server, backend, bodies, args)
+                rss, hwm = server.memory_mb()
+                servers[backend] = {"cold": cold, "rss": rss, "hwm": hwm}
+            finally:
+                server.stop()
+        for backend in args.backends:
+            raw[backend] = raw_runs(backend, models[backend], images, args)
+        if "tflite-float" in models and not args.quick:
+            pools = tflite_pool_runs(models["tflite-float"], images, args)
+        if "tf" in models and not args.quick:
+            batching = batching_runs(models["tf"], images, args)
+    text = report(args, raw, pools, batching, http, servers)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
