@@ -10,6 +10,7 @@ tflite-int8 = the official quantized model on LiteRT) it measures:
   sequentially and from 4 threads: images/s, p50, p95;
 * http: ``gunicorn -c gunicorn.conf.py`` started as a subprocess on a free loopback port with the
   service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
+* micro-batching (TF graph at batch 1 vs 4);
 * the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
   start: seconds from spawning gunicorn until ``/health/ready`` answers 200.
 
@@ -28,14 +29,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 import uuid
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 BACKENDS = ("tf", "tflite-float", "tflite-int8")
+
+from config import Settings  # noqa: E402 - needs ROOT on sys.path
 
 
 @dataclass
@@ -74,39 +75,36 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def unpack(archive: Path, work: Path) -> Path:
-    """A model directory from a directory or a .tar.gz/.zip archive (extracted under ``work``)."""
-    if archive.is_dir():
-        return archive
-    target = work / archive.name.split(".")[0]
-    target.mkdir(parents=True, exist_ok=True)
-    if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(target)
-    else:
-        with tarfile.open(archive) as t:
-            t.extractall(target, filter="data")
-    return target
+def install(archive: Path, assets: Path) -> Settings:
+    """Install a local archive through the real fetcher; the returned settings name it."""
+    from config import Settings
+    from core.artifacts import ensure_model
+    from core.integrity import hash_file
+
+    settings = Settings(model_url=archive.resolve().as_uri(), model_sha256=hash_file(archive)["sha256"],
+                        assets_dir=assets)
+    ensure_model(settings, show_progress=False)
+    return settings
 
 
-def prepare_models(args, work: Path) -> dict[str, Path]:
-    """Model directory per backend; the float model is converted here, as the service would."""
-    dirs: dict[str, Path] = {}
+def prepare_models(args, work: Path) -> dict[str, Settings]:
+    """Settings per backend, models installed and verified; the float model is converted and
+    recorded in the manifest exactly as ``python -m core.optimize`` does for the service."""
+    assets = work / "assets"
+    models: dict[str, Settings] = {}
     if "tflite-int8" in args.backends:
-        dirs["tflite-int8"] = unpack(args.quant, work)
+        models["tflite-int8"] = replace(install(args.quant, assets), backend="tflite")
     if {"tf", "tflite-float"} & set(args.backends):
-        ssdlite = unpack(args.ssdlite, work)
-        graph = next(ssdlite.rglob("frozen_inference_graph.pb")).parent
+        ssdlite = install(args.ssdlite, assets)
         if "tf" in args.backends:
-            dirs["tf"] = graph
+            models["tf"] = replace(ssdlite, backend="tf")
         if "tflite-float" in args.backends:
-            from core.optimize import convert
+            from core.optimize import main as optimize
 
-            float_dir = work / "float"
-            float_dir.mkdir(exist_ok=True)
-            convert(graph, float_dir / "ssd_float.tflite")
-            dirs["tflite-float"] = float_dir
-    return dirs
+            if optimize([str(ssdlite.model_dir)]) != 0:
+                raise RuntimeError("python -m core.optimize failed")
+            models["tflite-float"] = replace(ssdlite, backend="tflite")
+    return models
 
 
 def timed_requests(label: str, concurrency: int, count: int, call) -> Run:
@@ -127,32 +125,15 @@ def timed_requests(label: str, concurrency: int, count: int, call) -> Run:
     return Run(label, concurrency, latencies, time.perf_counter() - start)
 
 
-def raw_runs(backend: str, model_dir: Path, images: list[bytes], args) -> list[Run]:
-    """In-process throughput, with the engine settings the service would use by default."""
-    from config import Settings
-    from core import load_detector
+def raw_runs(backend: str, settings: Settings, images: list[bytes], args) -> list[Run]:
+    """In-process throughput of the detector the service would build from the same settings."""
+    from core.registry import detector_for
 
-    settings = Settings(workers=1, threads=args.threads)
-    detector = load_detector(model_dir, backend="tflite" if backend.startswith("tflite") else "tf",
-                             engine_threads=settings.effective_engine_threads)
+    detector = detector_for(replace(settings, workers=args.workers)).load()
     runs = []
     for concurrency in (1, 4):
         detector.detect(images[0], 0.5)
         runs.append(timed_requests(f"{backend} raw", concurrency, args.requests,
-                                   lambda i: detector.detect(images[i % len(images)], 0.5)))
-    return runs
-
-
-def tflite_pool_runs(model_dir: Path, images: list[bytes], args) -> list[Run]:
-    """The thread-safety choice measured: 1 interpreter x N threads (a lock) vs N interpreters x 1."""
-    from core import load_detector
-
-    cores = os.cpu_count() or 1
-    runs = []
-    for interpreters, threads in ((1, cores), (cores, 1)):
-        detector = load_detector(model_dir, backend="tflite", engine_threads=cores, interpreters=interpreters)
-        detector.detect(images[0], 0.5)
-        runs.append(timed_requests(f"{interpreters} interpreter(s) x {threads} thread(s)", 4, args.requests,
                                    lambda i: detector.detect(images[i % len(images)], 0.5)))
     return runs
 
@@ -195,18 +176,13 @@ def multipart(data: bytes) -> tuple[bytes, str]:
 class Server:
     """gunicorn from gunicorn.conf.py on a free loopback port, configured through env vars only."""
 
-    def __init__(self, backend: str, model_dir: Path, work: Path, args) -> None:
-        assets = work / f"assets-{backend}"
-        (assets / "models").mkdir(parents=True, exist_ok=True)
-        link = assets / "models" / "bench"
-        if not link.exists():
-            link.symlink_to(model_dir.resolve(), target_is_directory=True)
+    def __init__(self, backend: str, settings: Settings, work: Path, args) -> None:
         self.port = free_port()
-        env = {**os.environ, "PORT": str(self.port), "ASSETS_DIR": str(assets), "MODEL": "bench",
-               "BACKEND": "tflite" if backend.startswith("tflite") else "tf", "WORKERS": str(args.workers),
-               "THREADS": str(args.threads), "LOG_LEVEL": "WARNING"}
-        env.pop("MODEL_URL", None)
-        env.pop("MODEL_SHA256", None)
+        env = {**os.environ, "PORT": str(self.port), "ASSETS_DIR": str(settings.assets_dir),
+               "MODEL_URL": str(settings.model_url), "MODEL_SHA256": str(settings.model_sha256),
+               "BACKEND": settings.backend, "WORKERS": str(args.workers), "THREADS": str(args.threads),
+               "LOG_LEVEL": "WARNING"}
+        env.pop("ENGINE_THREADS", None)
         self.log = (work / f"gunicorn-{backend}.log").open("wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -287,7 +263,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def report(args, raw: dict, pools: list[Run], batching, http: dict, servers: dict) -> str:
+def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
     out = [f"## Benchmark {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
            "",
            f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average at start {args.load:.1f}); "
@@ -319,10 +295,6 @@ def report(args, raw: dict, pools: list[Run], batching, http: dict, servers: dic
                 best = max(r.rate for r in raw[backend])
                 ratios.append([f"{backend} / tf, in-process images/s", f"{best / tf_best:.2f}"])
     out.append(table(ratios, ["ratio", "value"]))
-    if pools:
-        out += ["", "### TFLite thread safety: interpreter pool vs one locked interpreter (float, 4 threads)", ""]
-        out.append(table([[r.label, f"{r.rate:.1f}", f"{r.pct(50):.1f}", f"{r.pct(95):.1f}"] for r in pools],
-                         ["pool", "images/s", "p50 ms", "p95 ms"]))
     if batching:
         out += ["", "### Micro-batching (TF graph, network only, 300x300 frames)", ""]
         out.append(table([[str(b), f"{ms:.1f}"] for b, ms in batching], ["batch", "ms per image"]))
@@ -333,10 +305,10 @@ def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of JPEG photos")
     parser.add_argument("--ssdlite", type=Path, default=SHARED / "models" / "ssdlite_mobilenet_v2_coco.tar.gz",
-                        help="SSDLite frozen-graph model: directory or .tar.gz")
+                        help="archive of an SSD frozen-graph model (.tar.gz)")
     parser.add_argument("--quant", type=Path,
                         default=SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip",
-                        help="int8 TFLite model: directory or .zip")
+                        help="archive of an int8 TFLite SSD model (.zip)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS))
     parser.add_argument("--requests", type=int, default=60, help="requests per measurement")
     parser.add_argument("--clients", default="1,2,4,8", help="HTTP client counts")
@@ -365,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images = [p.read_bytes() for p in args.image_files]
     bodies = [multipart(data) for data in images]
-    raw, http, servers, pools, batching = {}, {}, {}, [], []
+    raw, http, servers, batching = {}, {}, {}, []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         models = prepare_models(args, work)
@@ -380,11 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
         for backend in args.backends:
             raw[backend] = raw_runs(backend, models[backend], images, args)
-        if "tflite-float" in models and not args.quick:
-            pools = tflite_pool_runs(models["tflite-float"], images, args)
         if "tf" in models and not args.quick:
-            batching = batching_runs(models["tf"], images, args)
-    text = report(args, raw, pools, batching, http, servers)
+            batching = batching_runs(models["tf"].model_dir, images, args)
+    text = report(args, raw, batching, http, servers)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")

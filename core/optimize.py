@@ -4,6 +4,9 @@ Usage::
 
     python -m core.optimize MODEL_DIR [--output FILE]     # prints the written file last
 
+For an installed model (``python -m core.artifacts fetch`` printed MODEL_DIR) the file goes
+beside the graph and into the dir's manifest, so ``BACKEND=tflite`` serves it verified.
+
 What is converted: the network only -- from the resized image to the box encodings and class
 scores -- plus TFLite's built-in ``TFLite_Detection_PostProcess`` op for box decoding and
 per-class NMS. The graph's own while-loop preprocessor (resize) is cut off because the engine
@@ -25,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.artifacts import MANIFEST, record_derived_file
 from core.errors import ModelLoadError
+from core.integrity import ArtifactError
 from core.ssd_mobilenet import find_model
 
 log = logging.getLogger(__name__)
@@ -212,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         from core.backends.tflite_engine import TFLiteEngine
 
         TFLiteEngine(written)  # proves the file loads in the serving runtime
-    except ModelLoadError as exc:
+        root = args.model.resolve()
+        if (root / MANIFEST).is_file() and written.resolve().is_relative_to(root):
+            # An installed model: the service re-verifies the new file like the fetched ones.
+            record_derived_file(root, written.resolve().relative_to(root).as_posix())
+    except (ModelLoadError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(written)

@@ -122,15 +122,13 @@ def make_detector(
     fmt: str | None = None,
     backend: str = "auto",
     engine_threads: int = 0,
-    interpreters: int = 1,
     info: ModelInfo | None = None,
 ) -> SSDMobileNet:
     """Build an SSD-MobileNet detector for a model directory or file, not loaded yet.
 
     The files are located now (so a wrong path fails at once); the weights load on ``load()``,
     which the service runs in the background so health probes answer meanwhile.
-    ``engine_threads`` caps the engine's compute threads; ``interpreters`` is how many requests
-    the tflite backend runs at once (TensorFlow runs any number on one graph).
+    ``engine_threads`` caps the engine's compute threads (0: all cores).
     """
     root = Path(path)
     # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.
@@ -145,7 +143,7 @@ def make_detector(
         if backend == "tflite":
             from core.backends.tflite_engine import TFLiteEngine
 
-            return TFLiteEngine(model_file, engine_threads=engine_threads, interpreters=interpreters)
+            return TFLiteEngine(model_file, engine_threads=engine_threads)
         from core.backends.tensorflow_engine import TensorFlowEngine
 
         return TensorFlowEngine(model_file, found, engine_threads=engine_threads)

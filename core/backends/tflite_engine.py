@@ -5,14 +5,18 @@ It runs on the LiteRT runtime (``ai-edge-litert``) with XNNPACK, so a worker ser
 fraction of the memory. Both the official int8 SSD-MobileNet v1 and the float models written
 by ``python -m core.optimize`` end in that op, so one engine serves both.
 
-A LiteRT ``Interpreter`` is not thread-safe, so the engine keeps a small pool of interpreters;
-a request thread borrows one, writes the image into that interpreter's own input buffer and
-gives it back. With one interpreter the pool is simply a lock. Images are resized the way the
+A LiteRT ``Interpreter`` is not thread-safe, so the engine keeps a pool of single-threaded
+interpreters, one per engine thread; a request thread borrows one, writes the image into that
+interpreter's own input buffer and gives it back. Single-threaded on purpose: with
+``num_threads=2`` the op's per-class ("regular") NMS drops whole classes (TensorFlow issue
+#56058, still in LiteRT 2.3.0; the float model lost every car on dog.jpg), and one interpreter
+per core is as fast under concurrent load (README, Performance). Images are resized the way the
 TF graphs' own preprocessor does it (see ``core.backends.resize``).
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from pathlib import Path
@@ -32,9 +36,8 @@ class TFLiteEngine:
     backend = "tflite"
     format = "tflite"
 
-    def __init__(self, model_file: Path, engine_threads: int = 0, interpreters: int = 1) -> None:
-        """``engine_threads``: XNNPACK threads for the whole engine, split between the interpreters
-        (0 = runtime default). ``interpreters``: how many inferences may run at once."""
+    def __init__(self, model_file: Path, engine_threads: int = 0) -> None:
+        """``engine_threads``: how many inferences run at once, one core each (0 = all cores)."""
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a broken install, not a client error
@@ -45,20 +48,19 @@ class TFLiteEngine:
         except OSError as exc:
             raise ModelLoadError(f"cannot read TFLite model {self._path}: {exc}") from exc
         self._interpreter_cls = Interpreter
-        self._max = max(1, interpreters)
-        self._threads = max(1, engine_threads // self._max) if engine_threads > 0 else None
+        self._max = engine_threads if engine_threads > 0 else (os.cpu_count() or 1)
         self._created = 0
         self._create_lock = threading.Lock()
         self._idle: queue.LifoQueue = queue.LifoQueue()
         first = self._new_interpreter()  # validates the model now, at load time
         self._input, self._outputs, self.input_size = _describe(first, self._path)
         self._idle.put(first)
-        log.info("TFLite model %s: input %dx%d, up to %d interpreter(s) x %s thread(s)",
-                 self._path.name, *self.input_size, self._max, self._threads or "default")
+        log.info("TFLite model %s: input %dx%d, up to %d single-threaded interpreter(s)",
+                 self._path.name, *self.input_size, self._max)
 
     def _new_interpreter(self):
         try:
-            interpreter = self._interpreter_cls(model_content=self._model, num_threads=self._threads)
+            interpreter = self._interpreter_cls(model_content=self._model, num_threads=1)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load TFLite model {self._path}: {exc}") from exc

@@ -5,47 +5,43 @@ by a float box of the same label with IoU >= 0.9, scores within 0.05.
 """
 from __future__ import annotations
 
-import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, SSDLITE_ARCHIVE, image_bytes, require
+from tests.conftest import IMAGES, image_bytes, model_pin
 from tests.integration.test_tflite_backend import assert_serves_without_tensorflow
 
 PHOTOS = sorted(p.name for p in IMAGES.glob("*.jpg")) if IMAGES.is_dir() else ["baby-bear.jpg"]
 
 
 @pytest.fixture(scope="module")
-def ssdlite_model(tmp_path_factory) -> Path:
-    """The SSDLite archive from ../shared, extracted (frozen graph + SavedModel)."""
-    target = tmp_path_factory.mktemp("ssdlite")
-    with tarfile.open(require(SSDLITE_ARCHIVE)) as archive:
-        archive.extractall(target, filter="data")
-    return target / "ssdlite_mobilenet_v2_coco"
+def installed(tmp_path_factory):
+    """The SSDLite archive installed by the real fetcher into a private assets dir (this module edits it)."""
+    from config import Settings
+    from core.artifacts import ensure_model
+
+    url, sha256 = model_pin()
+    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=tmp_path_factory.mktemp("assets"))
+    ensure_model(settings, show_progress=False)
+    return settings
 
 
 @pytest.fixture(scope="module")
-def float_dir(ssdlite_model: Path, tmp_path_factory) -> Path:
-    from core.optimize import convert
+def float_settings(installed):
+    """``python -m core.optimize MODEL_DIR`` run on the installed model, then served with BACKEND=tflite."""
+    from core.optimize import main
 
-    target = tmp_path_factory.mktemp("optimized")
-    convert(ssdlite_model, target / "ssd_float.tflite")
-    return target
-
-
-@pytest.fixture(scope="module")
-def tf_detector(ssdlite_model: Path):
-    from core import load_detector
-
-    return load_detector(ssdlite_model, fmt="frozen_graph")
+    assert main([str(installed.model_dir)]) == 0
+    return replace(installed, backend="tflite")
 
 
 @pytest.fixture(scope="module")
-def float_detector(float_dir: Path):
-    from core import load_detector
+def float_detector(float_settings):
+    from core.registry import detector_for
 
-    return load_detector(float_dir, backend="tflite")
+    return detector_for(float_settings).load()
 
 
 def iou(a, b) -> float:
@@ -71,33 +67,43 @@ def unmatched(reference, candidate, min_iou: float = 0.9, max_score_gap: float =
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_float_tflite_matches_tensorflow(tf_detector, float_detector, name):
-    decoded = tf_detector.decode(image_bytes(name))
-    reference = tf_detector.detect(decoded, threshold=0.5)
+def test_float_tflite_matches_tensorflow(detector, float_detector, name):
+    decoded = detector.decode(image_bytes(name))
+    reference = detector.detect(decoded, threshold=0.5)
     optimized = float_detector.detect(decoded, threshold=0.5)
     assert sorted(d.label for d in optimized) == sorted(d.label for d in reference)
     assert unmatched(reference, optimized) == []
 
 
-def test_raw_outputs_agree_at_low_threshold(tf_detector, float_detector):
+def test_raw_outputs_agree_at_low_threshold(detector, float_detector):
     """Beyond the 0.5 cut: the 20 best boxes of each agree, so NMS and box decoding are the same."""
-    decoded = tf_detector.decode(image_bytes("kite.jpg"))
-    reference = tf_detector.detect(decoded, threshold=0.0)[:20]
+    decoded = detector.decode(image_bytes("kite.jpg"))
+    reference = detector.detect(decoded, threshold=0.0)[:20]
     optimized = float_detector.detect(decoded, threshold=0.0)[:30]
     assert len(unmatched(reference, optimized)) <= 2
 
 
-def test_the_float_model_serves_without_tensorflow(float_dir: Path):
-    assert_serves_without_tensorflow(float_dir)
+def test_the_float_model_serves_without_tensorflow(float_settings):
+    assert_serves_without_tensorflow(float_settings.model_dir)
 
 
-def test_backend_tflite_picks_the_tflite_beside_the_graph(ssdlite_model: Path, float_dir: Path, tmp_path: Path):
-    from core import make_detector
+def test_the_converted_file_is_verified_like_the_fetched_ones(float_settings):
+    from core.artifacts import read_manifest
+    from core.errors import ModelLoadError
+    from core.registry import detector_for
 
-    (tmp_path / "frozen_inference_graph.pb").symlink_to(ssdlite_model / "frozen_inference_graph.pb")
-    (tmp_path / "ssd_float.tflite").symlink_to(float_dir / "ssd_float.tflite")
-    assert make_detector(tmp_path, backend="tflite").load().backend == "tflite"
-    assert make_detector(tmp_path, backend="auto").load().backend == "tf"
+    manifest = read_manifest(float_settings.model_dir)
+    converted = [rel for rel in manifest.files if rel.endswith(".tflite")]
+    assert len(converted) == 1 and "sha256" in manifest.files[converted[0]]
+    assert detector_for(replace(float_settings, backend="tf")).load().backend == "tf"
+    path = float_settings.model_dir / converted[0]
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(ModelLoadError):
+            detector_for(float_settings)
+    finally:
+        path.write_bytes(original)
 
 
 def test_non_ssd_graph_is_refused(tmp_path: Path):

@@ -26,7 +26,7 @@ def quant_dir(tmp_path_factory) -> Path:
 def quant_detector(quant_dir: Path):
     from core import load_detector
 
-    return load_detector(quant_dir, engine_threads=2, interpreters=2)
+    return load_detector(quant_dir, engine_threads=2)
 
 
 @pytest.fixture()
