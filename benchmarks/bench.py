@@ -6,7 +6,7 @@
 Per backend (tf = frozen graph on TensorFlow, tflite-float = ``core.optimize`` output on LiteRT,
 tflite-int8 = the official quantized model on LiteRT) it measures:
 
-* raw: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
+* in-process: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
   sequentially and from 4 threads: images/s, p50, p95;
 * http: ``gunicorn -c gunicorn.conf.py`` started as a subprocess on a free loopback port with the
   service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
@@ -14,8 +14,9 @@ tflite-int8 = the official quantized model on LiteRT) it measures:
 * the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
   start: seconds from spawning gunicorn until ``/health/ready`` answers 200.
 
-It prints one markdown report (date, CPU, cores, ratios). Numbers on a shared machine are noisy:
-compare the ratios within one run. Not a test: nothing here asserts a speed.
+All servers run side by side and the backends take turns in short bursts, so the load of other
+processes falls on each alike. It prints one markdown report (date, CPU, cores, ratios).
+Numbers on a shared machine are noisy: compare the ratios within one run. Not a test: nothing here asserts a speed.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 BACKENDS = ("tf", "tflite-float", "tflite-int8")
+ROUNDS = 4
 
 from config import Settings  # noqa: E402 - needs ROOT on sys.path
 
@@ -125,17 +127,39 @@ def timed_requests(label: str, concurrency: int, count: int, call) -> Run:
     return Run(label, concurrency, latencies, time.perf_counter() - start)
 
 
-def raw_runs(backend: str, settings: Settings, images: list[bytes], args) -> list[Run]:
-    """In-process throughput of the detector the service would build from the same settings."""
+def merged(label: str, concurrency: int, bursts: list[Run]) -> Run:
+    return Run(label, concurrency, [t for r in bursts for t in r.latencies], sum(r.wall for r in bursts))
+
+
+def measure(models: dict[str, Settings], servers: dict[str, "Server"], images: list[bytes],
+            bodies: list[tuple[bytes, str]], args) -> tuple[dict[str, list[Run]], dict[str, list[Run]]]:
+    """In-process and HTTP runs for every backend, taking turns in ``ROUNDS`` short bursts.
+
+    In-process means the detector the service would build from the same settings, in this
+    process. Taking turns spreads the load of other processes on a shared machine over all
+    backends alike, so the ratios between them stay meaningful.
+    """
     from core.registry import detector_for
 
-    detector = detector_for(replace(settings, workers=args.workers)).load()
-    runs = []
-    for concurrency in (1, 4):
-        detector.detect(images[0], 0.5)
-        runs.append(timed_requests(f"{backend} raw", concurrency, args.requests,
-                                   lambda i: detector.detect(images[i % len(images)], 0.5)))
-    return runs
+    detectors = {b: detector_for(replace(s, workers=args.workers)).load() for b, s in models.items()}
+    posters = {b: poster(server, bodies) for b, server in servers.items()}
+    rounds = 1 if args.quick else ROUNDS
+    per_round = max(1, args.requests // rounds)
+    bursts: dict[tuple[str, str, int], list[Run]] = {}
+    for _ in range(rounds):
+        for backend, detector in detectors.items():
+            for concurrency in (1, 4):
+                bursts.setdefault((backend, "raw", concurrency), []).append(timed_requests(
+                    f"{backend} raw", concurrency, per_round,
+                    lambda i, d=detector: d.detect(images[i % len(images)], 0.5)))
+            for clients in args.clients:
+                bursts.setdefault((backend, "http", clients), []).append(
+                    timed_requests(f"{backend} http", clients, per_round, posters[backend]))
+    raw: dict[str, list[Run]] = {b: [] for b in detectors}
+    http: dict[str, list[Run]] = {b: [] for b in detectors}
+    for (backend, kind, concurrency), done in bursts.items():
+        (raw if kind == "raw" else http)[backend].append(merged(f"{backend} {kind}", concurrency, done))
+    return raw, http
 
 
 def batching_runs(model_dir: Path, images: list[bytes], args) -> list[tuple[int, float]]:
@@ -236,7 +260,8 @@ class Server:
         self.log.close()
 
 
-def http_runs(server: Server, backend: str, bodies: list[tuple[bytes, str]], args) -> list[Run]:
+def poster(server: "Server", bodies: list[tuple[bytes, str]]):
+    """A request function for ``timed_requests``: one keep-alive connection per client thread."""
     local = threading.local()
 
     def post(i: int) -> None:
@@ -254,7 +279,7 @@ def http_runs(server: Server, backend: str, bodies: list[tuple[bytes, str]], arg
             local.conn = None
 
     post(0)  # the first request pays for lazy set-up in the worker
-    return [timed_requests(f"{backend} http", clients, args.requests, post) for clients in args.clients]
+    return post
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -294,6 +319,13 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
             if backend in raw:
                 best = max(r.rate for r in raw[backend])
                 ratios.append([f"{backend} / tf, in-process images/s", f"{best / tf_best:.2f}"])
+    if "tf" in http:
+        tf_at4 = next((r for r in http["tf"] if r.concurrency == 4), http["tf"][-1])
+        for backend in ("tflite-float", "tflite-int8"):
+            if backend in http:
+                at4 = next((r for r in http[backend] if r.concurrency == 4), http[backend][-1])
+                ratios.append([f"{backend} / tf, HTTP requests/s @{at4.concurrency} clients",
+                               f"{at4.rate / tf_at4.rate:.2f}"])
     out.append(table(ratios, ["ratio", "value"]))
     if batching:
         out += ["", "### Micro-batching (TF graph, network only, 300x300 frames)", ""]
@@ -337,24 +369,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images = [p.read_bytes() for p in args.image_files]
     bodies = [multipart(data) for data in images]
-    raw, http, servers, batching = {}, {}, {}, []
+    servers: dict[str, Server] = {}
+    workers: dict[str, dict[str, float]] = {}
+    batching: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         models = prepare_models(args, work)
-        for backend in args.backends:  # servers first: the bench process has no model loaded yet
-            server = Server(backend, models[backend], work, args)
-            try:
-                cold = server.wait_ready()
-                http[backend] = http_runs(server, backend, bodies, args)
-                rss, hwm = server.memory_mb()
-                servers[backend] = {"cold": cold, "rss": rss, "hwm": hwm}
-            finally:
+        try:
+            for backend in args.backends:  # one at a time, so each cold start has the machine
+                servers[backend] = Server(backend, models[backend], work, args)
+                workers[backend] = {"cold": servers[backend].wait_ready()}
+            raw, http = measure(models, servers, images, bodies, args)
+            for backend, server in servers.items():
+                workers[backend]["rss"], workers[backend]["hwm"] = server.memory_mb()
+        finally:
+            for server in servers.values():
                 server.stop()
-        for backend in args.backends:
-            raw[backend] = raw_runs(backend, models[backend], images, args)
         if "tf" in models and not args.quick:
             batching = batching_runs(models["tf"].model_dir, images, args)
-    text = report(args, raw, batching, http, servers)
+    text = report(args, raw, batching, http, workers)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
