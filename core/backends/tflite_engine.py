@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 from pathlib import Path
 
 import numpy as np
+
 from core.backends.base import RawDetections
 from core.backends.resize import resize_bilinear
 from core.errors import ModelLoadError
@@ -48,15 +48,15 @@ class TFLiteEngine:
         except OSError as exc:
             raise ModelLoadError(f"cannot read TFLite model {self._path}: {exc}") from exc
         self._interpreter_cls = Interpreter
-        self._max = engine_threads if engine_threads > 0 else (os.cpu_count() or 1)
-        self._created = 0
-        self._create_lock = threading.Lock()
+        count = engine_threads if engine_threads > 0 else (os.cpu_count() or 1)
+        # All made now, not on the first busy moment: creating one packs the weights (~0.1 s).
+        interpreters = [self._new_interpreter() for _ in range(count)]
+        self._input, self._outputs, self.input_size = _describe(interpreters[0], self._path)
         self._idle: queue.LifoQueue = queue.LifoQueue()
-        first = self._new_interpreter()  # validates the model now, at load time
-        self._input, self._outputs, self.input_size = _describe(first, self._path)
-        self._idle.put(first)
-        log.info("TFLite model %s: input %dx%d, up to %d single-threaded interpreter(s)",
-                 self._path.name, *self.input_size, self._max)
+        for interpreter in interpreters:
+            self._idle.put(interpreter)
+        log.info("TFLite model %s: input %dx%d, %d single-threaded interpreter(s)",
+                 self._path.name, *self.input_size, count)
 
     def _new_interpreter(self):
         try:
@@ -64,24 +64,12 @@ class TFLiteEngine:
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load TFLite model {self._path}: {exc}") from exc
-        self._created += 1
         return interpreter
-
-    def _borrow(self):
-        """An idle interpreter; a new one while under the pool size; otherwise wait for one."""
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._create_lock:
-            if self._created < self._max:
-                return self._new_interpreter()
-        return self._idle.get()
 
     def __call__(self, image: np.ndarray) -> RawDetections:
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a uint8 [1,H,W,3] image, got {image.dtype} {list(image.shape)}")
-        interpreter = self._borrow()
+        interpreter = self._idle.get()  # waits while every interpreter is busy
         try:
             # Resize straight into the interpreter's own input buffer: nothing model-sized is allocated.
             _fill(interpreter.tensor(self._input)()[0], image[0], self.input_size)
