@@ -26,13 +26,11 @@ COPY assets/ assets/
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
+# The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
+# will (config.Settings), so it installs into the directory the runtime looks in. It prints that
+# directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# A custom archive (URL + pinned digest) wins over the catalog name, as in config.Settings.
-# The fetcher prints the installed directory last; only that directory goes to the runtime stage.
-RUN if [ -n "$MODEL_URL" ]; then set -- --url "$MODEL_URL" --sha256 "$MODEL_SHA256"; \
-    else set -- --model "$MODEL"; fi; \
-    out="$(python -m core.artifacts fetch "$@" --assets-dir /src/assets)" \
-    && installed="$(printf '%s\n' "$out" | tail -n 1)" \
+RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
