@@ -13,15 +13,10 @@ from flask import Flask, g, request
 from api import create_api
 from config import Settings
 from core.model import ModelWrapper
+from core.registry import detector_for
 from core.serving import ModelHolder
-from core.ssd_mobilenet import make_detector
 
 log = logging.getLogger("app")
-
-
-def build_model(settings: Settings) -> ModelWrapper:
-    """The model the settings name, located now so a missing model fails the start loudly."""
-    return make_detector(settings.model_dir, backend=settings.backend, engine_threads=settings.engine_threads)
 
 
 def create_app(settings: Settings | None = None, model: ModelWrapper | None = None,
@@ -35,7 +30,7 @@ def create_app(settings: Settings | None = None, model: ModelWrapper | None = No
         RESTX_MASK_SWAGGER=False,
         ERROR_404_HELP=False,
     )
-    holder = ModelHolder(model or build_model(settings))
+    holder = ModelHolder(model or detector_for(settings))  # a missing model fails the start loudly
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
     create_api(app)

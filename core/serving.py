@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
 
 from core.errors import ModelNotReady
 from core.model import ModelWrapper

@@ -88,7 +88,9 @@ def find_model(path: Path, fmt: str | None = None) -> tuple[Path, str]:
     if not path.exists():
         raise ModelLoadError(f"model path {path} does not exist")
     if path.is_file():
-        guessed = "tflite" if path.suffix == ".tflite" else "frozen_graph"
+        if path.name == "saved_model.pb":
+            path = path.parent
+        guessed = "tflite" if path.suffix == ".tflite" else "saved_model" if path.is_dir() else "frozen_graph"
         if fmt and fmt != guessed:
             raise ModelLoadError(f"{path} is a {guessed} file, not {fmt}")
         return path, guessed

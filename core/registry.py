@@ -1,0 +1,42 @@
+"""From settings (or a catalog name) to a detector over verified files.
+
+The service never loads model files it has not verified: the installed directory must carry
+a manifest whose digests still match, which the fetcher (``core.artifacts``) wrote.
+"""
+from __future__ import annotations
+
+from config import ConfigError, Settings
+from core.artifacts import installed_model_dir, read_manifest
+from core.catalog import CatalogError, load_catalog
+from core.errors import ModelLoadError
+from core.integrity import ArtifactError
+from core.model import ModelInfo
+from core.ssd_mobilenet import SSDMobileNet, make_detector
+
+
+def detector_for(settings: Settings) -> SSDMobileNet:
+    """An unloaded detector for the model ``settings`` name, after re-verifying its files."""
+    try:
+        model_dir = installed_model_dir(settings)
+        if model_dir is None:
+            raise ModelLoadError(
+                f"model {settings.model_name!r} is not installed and verified in {settings.model_dir}; "
+                "run `python -m core.artifacts fetch` first (`make run` and the Docker build do)"
+            )
+        manifest = read_manifest(model_dir)
+        entry = load_catalog().get(manifest.model) if manifest.model else None
+    except (ArtifactError, CatalogError, ConfigError) as exc:
+        raise ModelLoadError(str(exc)) from exc
+    archive_digest = manifest.archive.get("sha256") or next(iter(manifest.archive.values()), "")
+    info = ModelInfo(
+        id=settings.model_name,
+        name=f"SSD MobileNet ({entry.name})" if entry else f"SSD MobileNet ({settings.model_name})",
+        description="SSD MobileNet object detector for the 80 COCO classes",
+        source=entry.source if entry else manifest.url,
+        license=entry.license if entry else "see the model archive",
+        extra={"version": archive_digest[:12], "installed_at": manifest.installed_at},
+    )
+    path = model_dir / entry.model_file if entry else model_dir
+    fmt = entry.format if entry else None
+    return make_detector(path, fmt=fmt, backend=settings.backend,
+                         engine_threads=settings.engine_threads, info=info)
