@@ -6,6 +6,7 @@
 #
 # The builder stage downloads the model through the project's verified fetcher, so a checksum
 # mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
+# Build args end up in the image's ENV and history: never put credentials in MODEL_URL here.
 
 FROM python:3.11-slim AS builder
 
@@ -16,7 +17,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /src/requirements.txt
-RUN pip install --no-cache-dir -r /src/requirements.txt
+# TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads them.
+RUN pip install --no-cache-dir -r /src/requirements.txt \
+    && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include
 
 WORKDIR /src
 COPY config.py ./
@@ -82,6 +85,7 @@ USER 10001:10001
 EXPOSE 5000
 
 # No curl in slim images: Python's urllib checks readiness (model loaded and warmed up).
+# (Docker keeps HEALTHCHECK; podman keeps it only with `podman build --format docker`.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('PORT', '5000'), timeout=4)"]
 
