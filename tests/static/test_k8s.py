@@ -14,7 +14,6 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from flask import Flask
 
 from config import ENV_VARS, Settings
 from tests.static.dockerfile import ROOT, exposed_ports, runtime_stage
@@ -95,17 +94,9 @@ def test_schema_validation_rejects_a_broken_deployment(rendered):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def app_paths() -> set[str]:
-    """The API's route map, built without a model (routes do not depend on it)."""
-    from api import create_api
-
-    app = Flask("routes")
-    create_api(app)
-    return {rule.rule for rule in app.url_map.iter_rules()}
-
-
-def test_probes_point_at_the_health_endpoints_of_the_app(container):
-    paths = app_paths()
+def test_probes_point_at_the_health_endpoints_of_the_app(container, client):
+    """Against the route map of the app exactly as gunicorn builds it (``create_app``)."""
+    paths = {rule.rule for rule in client.application.url_map.iter_rules()}
     probes = {name: container[name]["httpGet"] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
     for name, probe in probes.items():
         assert probe["path"] in paths, f"{name} asks {probe['path']}, which the app does not serve"
