@@ -10,7 +10,7 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test fetch bench clean
+.PHONY: run test fetch chromium clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ fetch: $(VENV)/.runtime
 run: fetch
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
+# The browser tests drive Debian's Chromium through Playwright (which never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 ## test: the whole suite, against the real model from ../shared
-test: $(VENV)/.dev
+test: $(VENV)/.dev chromium
 	MODEL_URL="$${MODEL_URL:-$(TEST_MODEL_URL)}" MODEL_SHA256="$${MODEL_SHA256:-$(TEST_MODEL_SHA256)}" \
 		$(PY) -m pytest
 

@@ -102,6 +102,8 @@ class Settings:
     graceful_timeout: int = 30
     #: Python logging level.
     log_level: str = "INFO"
+    #: Serve the browser app at ``/app``; false removes the route (``/app`` answers 404).
+    webapp_enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.model_url and not self.model_sha256:
@@ -140,6 +142,7 @@ class Settings:
             timeout=_int(env, "TIMEOUT", d.timeout, minimum=1),
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", d.graceful_timeout, minimum=1),
             log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+            webapp_enabled=_bool(env, "WEBAPP_ENABLED", d.webapp_enabled),
         )
 
     @property

@@ -23,7 +23,7 @@ def settings() -> Settings:
 
 def create_api(app: Flask) -> Api:
     """Build the API and attach every resource module to ``app``."""
-    from api import errors, health, labels, metadata, predict
+    from api import annotate, errors, health, labels, metadata, predict, webapp
 
     api = Api(
         app,
@@ -40,5 +40,7 @@ def create_api(app: Flask) -> Api:
     metadata.register(api, ns_model)
     labels.register(api, ns_model)
     predict.register(api, ns_model)
+    annotate.register(api, ns_model)
     health.register(api, api.namespace("health", description="Probes for orchestrators"))
+    webapp.register(app, app.extensions["settings"])
     return api

@@ -158,13 +158,20 @@ def make_detector(
     return SSDMobileNet(factory, _label_map_for(model_file, root if root.is_dir() else root.parent), info)
 
 
-def load_detector(path: str | Path, **options) -> SSDMobileNet:
+def load_detector(path: str | Path, *, assets_dir: Path | None = None, **options) -> SSDMobileNet:
     """Load a detector, ready to use: the Python API for running models without HTTP.
 
-    >>> detector = load_detector("assets/models/ssd_mobilenet_v1")
+    >>> detector = load_detector("assets/models/ssd_mobilenet_v1")  # or the catalog name "ssd_mobilenet_v1"
     >>> [d.label for d in detector.detect(open("dog.jpg", "rb").read(), threshold=0.5)]
     ['bicycle', 'dog', 'car']
 
-    ``options`` are those of :func:`make_detector`.
+    ``path`` is a model directory or file (``options`` are those of :func:`make_detector`), or
+    the name of a model installed under ``<assets_dir>/models/``; a catalog model is fetched
+    and verified on first use (see :mod:`core.resolve`; ``options`` then are ``backend`` and
+    ``engine_threads``).
     """
-    return make_detector(path, **options).load()
+    from core import resolve  # here, not at the top: core.resolve builds on this module
+
+    if resolve.is_path(path):
+        return make_detector(path, **options).load()
+    return resolve.detector_named(str(path), assets_dir, **options).load()
