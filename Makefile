@@ -10,7 +10,7 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test fetch chromium clean
+.PHONY: run test fetch chromium bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ chromium:
 test: $(VENV)/.dev chromium
 	MODEL_URL="$${MODEL_URL:-$(TEST_MODEL_URL)}" MODEL_SHA256="$${MODEL_SHA256:-$(TEST_MODEL_SHA256)}" \
 		$(PY) -m pytest
+
+## bench: the benchmark table (README, Performance)
+bench: $(VENV)/.runtime
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

@@ -108,7 +108,7 @@ class Settings:
     workers: int = 1
     #: Request threads per worker; they share the worker's model.
     threads: int = 4
-    #: Threads the inference engine may use per worker (0 = engine default).
+    #: Threads the inference engine may use per worker (0 = the cores divided by WORKERS).
     engine_threads: int = 0
     #: Seconds a worker may stay silent before gunicorn restarts it.
     timeout: int = 120
@@ -179,6 +179,14 @@ class Settings:
             load_wait_seconds=_int(env, "LOAD_WAIT_SECONDS", d.load_wait_seconds),
             prometheus_multiproc_dir=_path(env, "PROMETHEUS_MULTIPROC_DIR"),
         )
+
+    @property
+    def effective_engine_threads(self) -> int:
+        """ENGINE_THREADS, or the cores split evenly between the workers, so that WORKERS x engine
+        threads never oversubscribes the machine (README, Performance)."""
+        if self.engine_threads:
+            return self.engine_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
     def model_name(self) -> str:

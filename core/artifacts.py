@@ -128,6 +128,20 @@ def verify_installed(model_dir: Path) -> Manifest:
     return manifest
 
 
+def record_derived_file(model_dir: Path, rel: str) -> Manifest:
+    """Add a file generated from the verified ones (``core.optimize``'s .tflite) to the manifest,
+    so the service re-verifies it like the rest. The model dir must verify first."""
+    manifest = verify_installed(model_dir)
+    if not is_safe_relative(rel) or rel == MANIFEST or not (model_dir / rel).is_file():
+        raise ArtifactError(f"{rel!r} is not a file inside {model_dir}")
+    updated = dataclasses.replace(manifest, files={**manifest.files, rel: hash_file(model_dir / rel)})
+    staged = model_dir / f"{MANIFEST}.tmp"
+    staged.write_text(json.dumps(dataclasses.asdict(updated), indent=2) + "\n", encoding="utf-8")
+    os.replace(staged, model_dir / MANIFEST)
+    log.info("recorded %s (sha256 %s) in %s", rel, updated.files[rel]["sha256"], model_dir / MANIFEST)
+    return updated
+
+
 def installed_model_dir(settings: Settings, *, catalog: Catalog | None = None,
                         mirror_of: str | None = None) -> Path | None:
     """The model dir if it holds exactly what ``settings`` ask for and still verifies, else None."""

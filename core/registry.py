@@ -38,5 +38,7 @@ def detector_for(settings: Settings) -> SSDMobileNet:
     )
     path = model_dir / entry.model_file if entry else model_dir
     fmt = entry.format if entry else None
+    if settings.backend == "tflite" and fmt != "tflite":  # the float .tflite core.optimize wrote beside it
+        path, fmt = model_dir, None
     return make_detector(path, fmt=fmt, backend=settings.backend,
-                         engine_threads=settings.engine_threads, info=info)
+                         engine_threads=settings.effective_engine_threads, info=info)

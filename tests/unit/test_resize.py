@@ -1,0 +1,25 @@
+"""The engines' resize follows TF's legacy ResizeBilinear sampling (no half-pixel offset, no anti-aliasing)."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.backends.resize import resize_bilinear
+
+
+def test_upscale_samples_at_x_times_scale_and_clamps_the_edge():
+    image = np.array([[[0], [100]]], dtype=np.uint8).repeat(2, axis=0)  # 2x2, one channel
+    out = resize_bilinear(image, (4, 2), np.empty((2, 4, 1), np.uint8))
+    assert out[0, :, 0].tolist() == [0, 50, 100, 100]
+
+
+def test_downscale_picks_samples_without_averaging_neighbours():
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1) * 10
+    out = resize_bilinear(image, (2, 2), np.empty((2, 2, 1), np.uint8))
+    assert out[..., 0].tolist() == [[0, 20], [80, 100]]  # pixels (0,0), (0,2), (2,0), (2,2)
+
+
+def test_writes_into_the_given_buffer():
+    image = np.full((7, 5, 3), 9, np.uint8)
+    buffer = np.zeros((3, 3, 3), np.uint8)
+    assert resize_bilinear(image, (3, 3), buffer) is buffer
+    assert (buffer == 9).all()
