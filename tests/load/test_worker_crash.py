@@ -1,5 +1,8 @@
 """kill -9 one of two gunicorn workers under load: the master replaces it, only the requests the dead
-worker held fail, and readiness shows the new worker loading until its model is up."""
+worker held fail, and readiness shows the new worker loading until its model is up.
+
+Which worker accepts a probe is up to the kernel, so the replacement's "loading" state is read
+from the per-worker ``objdet_model_ready`` gauge, which any worker reports for all of them."""
 from __future__ import annotations
 
 import os
@@ -19,7 +22,7 @@ PHOTOS = ("dog.jpg", "giraffe.jpg", "baby-bear.jpg", "horses.jpg")
 
 
 class ReadinessWatch:
-    """Polls ``/health/ready`` on fresh connections (so any worker may answer), recording the bodies."""
+    """Polls ``/health/ready`` on fresh connections (so either worker may answer), recording the bodies."""
 
     def __init__(self, url: str) -> None:
         self.url = f"{url}/health/ready"
@@ -58,10 +61,11 @@ def test_killed_worker_is_replaced_and_only_its_requests_fail(gunicorn_env, tmp_
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
             with ReadinessWatch(server.url) as watch:
-                server.wait_until(lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(),
-                                  timeout=60, what="the master to replace the worker")
-                server.wait_until(lambda: server.ready_workers() == 1, timeout=10, what="metrics to drop the dead worker",
-                                  interval=0.05)
+                # Deterministic view of each worker's readiness: the replacement shows up not ready.
+                server.wait_until(lambda: any(pid not in before and not ready
+                                              for pid, ready in server.worker_readiness().items()),
+                                  timeout=60, what="the replacement worker to report 'loading'", interval=0.05)
+                assert victim not in server.worker_readiness()  # the dead worker's gauge is gone
                 server.wait_ready(workers=2, timeout=180)
                 recovered_at = time.monotonic()
                 time.sleep(3)  # keep the load on the two ready workers for a moment
@@ -76,4 +80,5 @@ def test_killed_worker_is_replaced_and_only_its_requests_fail(gunicorn_env, tmp_
     assert all(o.started < killed_at + 1 for o in failures), failures  # ...all of them made before it died
     assert all(o.error is not None for o in failures), failures  # dropped connections, never an HTTP error
     assert after_recovery and all(o.ok for o in after_recovery)
-    assert (503, "loading") in watch.seen, watch.seen  # the replacement said "not ready" while it loaded
+    # Probes that reached a worker got its true state: ready, or the replacement still loading.
+    assert watch.seen and set(watch.seen) <= {(200, "ok"), (503, "loading")}, watch.seen

@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-_READY_SERIES = re.compile(r"^objdet_model_ready\{[^}]*\} 1\.0$", re.MULTILINE)
+_READY_SERIES = re.compile(r'^objdet_model_ready\{pid="(\d+)"\} (\S+)$', re.MULTILINE)
 
 
 def free_port() -> int:
@@ -105,10 +105,14 @@ class GunicornServer:
             time.sleep(interval)
         self._fail(f"timed out after {timeout} s waiting for {what}")
 
-    def ready_workers(self) -> int:
-        """How many live workers report a loaded model (read from ``/metrics``)."""
+    def worker_readiness(self) -> dict[int, bool]:
+        """Each live worker's pid and whether its model is loaded, from ``/metrics`` (any worker
+        answers for all: their values are shared through ``PROMETHEUS_MULTIPROC_DIR``)."""
         text = requests.get(f"{self.url}/metrics", timeout=5).text
-        return len(_READY_SERIES.findall(text)) or int("objdet_model_ready 1.0" in text)
+        return {int(pid): float(value) == 1.0 for pid, value in _READY_SERIES.findall(text)}
+
+    def ready_workers(self) -> int:
+        return sum(self.worker_readiness().values())
 
     def wait_ready(self, workers: int = 1, timeout: float = 180) -> "GunicornServer":
         """Wait until ``/health/ready`` answers 200 and ``workers`` workers have their model loaded."""
