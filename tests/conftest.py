@@ -5,6 +5,7 @@ fail loudly instead of skipping.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -78,3 +79,18 @@ def client(settings, detector):
     from app import create_app
 
     return create_app(settings, model=detector).test_client()
+
+
+@pytest.fixture()
+def request_records():
+    """Records of the ``request`` logger (it does not propagate to the root, so caplog cannot see it)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("request")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # the app leaves the level to LOG_LEVEL via the root logger
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -11,7 +11,6 @@ this process, so its request log shows what schemathesis really sent: multipart 
 """
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -26,23 +25,8 @@ MAX_EXAMPLES = 50
 KEY = "fuzz-key-0123456789abcdef"
 
 
-@pytest.fixture()
-def request_log():
-    """The ``request`` log records made while the test runs."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("request")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 @pytest.mark.parametrize("api_key", [None, KEY], ids=["open", "api-key"])
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings, detector, request_log, tmp_path, api_key) -> None:
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings, detector, request_records, tmp_path, api_key) -> None:
     from app import create_app
 
     app = create_app(replace(settings, api_key=api_key), model=detector)
@@ -57,8 +41,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings, detector, r
             env={**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks"},
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert all(r.fields["status"] < 500 for r in request_log)
-    predict_log = [r.fields for r in request_log if r.fields["path"] == "/model/predict" and r.fields["method"] == "POST"]
+    assert all(r.fields["status"] < 500 for r in request_records)
+    predict_log = [r.fields for r in request_records if r.fields["path"] == "/model/predict" and r.fields["method"] == "POST"]
     uploads = [f for f in predict_log if f.get("image_bytes", 0) > 0]
     assert uploads, "schemathesis never sent an image file"
     assert any(f["status"] == 200 for f in uploads), "no generated upload was a decodable image"

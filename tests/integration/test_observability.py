@@ -2,27 +2,9 @@
 from __future__ import annotations
 
 import io
-import logging
 import re
 
-import pytest
-
 from tests.conftest import image_bytes
-
-
-@pytest.fixture()
-def request_records():
-    """Records of the ``request`` logger (it does not propagate to the root, so caplog cannot see it)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("request")
-    level = logger.level
-    logger.setLevel(logging.INFO)  # the app leaves the level to LOG_LEVEL via the root logger
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def predict(client, data: bytes, **headers):
