@@ -12,6 +12,7 @@ import core.images
 import core.model
 from core import ModelLoadError, load_detector
 from tests.conftest import IMAGES, ROOT, require
+from tests.support.models import tampered_copy
 
 
 @pytest.fixture()
@@ -93,11 +94,6 @@ def test_two_models_share_one_decode_per_image(detector, photos, monkeypatch, ca
 
 
 def test_installed_model_whose_files_changed_is_refused(ssdlite_dir, tmp_path):
-    copy = tmp_path / "models" / ssdlite_dir.name
-    shutil.copytree(ssdlite_dir, copy)
-    graph = next(copy.rglob("frozen_inference_graph.pb"))
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    graph.write_bytes(bytes(data))
+    tampered_copy(ssdlite_dir, tmp_path)
     with pytest.raises(ModelLoadError, match="frozen_inference_graph.pb"):
         load_detector(ssdlite_dir.name, assets_dir=tmp_path)

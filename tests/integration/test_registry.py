@@ -1,7 +1,6 @@
 """The service loads only verified files: detector_for() re-checks the fetcher's manifest."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from config import Settings
 from core import ModelLoadError
 from core.registry import detector_for
 from tests.conftest import image_bytes
+from tests.support.models import tampered_copy
 
 
 def test_installed_model_loads_with_metadata_from_its_manifest(settings: Settings, ssdlite_dir: Path):
@@ -27,11 +27,6 @@ def test_model_that_was_never_fetched_is_a_clear_error(tmp_path: Path):
 
 
 def test_tampered_model_file_is_refused(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
-    copy = tmp_path / "models" / ssdlite_dir.name
-    shutil.copytree(ssdlite_dir, copy)
-    graph = next(copy.rglob("frozen_inference_graph.pb"))
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    graph.write_bytes(bytes(data))
+    tampered_copy(ssdlite_dir, tmp_path)
     with pytest.raises(ModelLoadError, match="not installed and verified"):
         detector_for(Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path))
