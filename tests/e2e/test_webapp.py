@@ -9,15 +9,14 @@ import base64
 import io
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 from tests.conftest import IMAGES, ROOT, require
+from tests.support.server import serve_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -30,14 +29,8 @@ def base_url(settings, detector):
     """The real app (real model) on a free loopback port, in a thread."""
     from app import create_app
 
-    server = make_server("127.0.0.1", 0, create_app(settings, model=detector), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="webapp-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+    with serve_app(create_app(settings, model=detector)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
