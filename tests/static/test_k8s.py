@@ -6,10 +6,7 @@ kubernetes-validate checks every rendered object against the bundled (offline) O
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -17,23 +14,16 @@ import yaml
 
 from config import ENV_VARS, Settings
 from tests.static.dockerfile import ROOT, exposed_ports, runtime_stage
+from tests.support.tools import dev_tool
 
 K8S = ROOT / "k8s"
 #: Oldest Kubernetes release the manifests must work on (autoscaling/v2 and policy/v1 are GA there).
 KUBERNETES_VERSION = "1.29.0"
 
 
-def kubectl() -> str:
-    beside = Path(sys.executable).with_name("kubectl")
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if not found:
-        pytest.fail("kubectl is not installed: pip install -r requirements-dev.txt")
-    return found
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict]:
-    run = subprocess.run([kubectl(), "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([dev_tool("kubectl"), "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
 
