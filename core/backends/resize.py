@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 _scratch = threading.local()  # per request thread: the work arrays of the last resize
+#: Largest block of source rows a thread keeps between calls; wider images take a path that keeps nothing.
+MAX_KEPT_BYTES = 8 << 20
 
 
 @lru_cache(maxsize=32)
@@ -62,13 +64,18 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int], out: np.ndarray) -
     in_height, in_width, channels = image.shape
     y0, y1, fy = _axis(in_height, height)
     x0, x1, fx = _columns(in_width, width, channels)
-    source, gathered, left, right = _buffers(2 * height, in_width * channels, width * channels)
-    # Rows y0 then rows y1, so each x step below does the top and the bottom rows at once.
-    np.take(image.reshape(in_height, in_width * channels), np.concatenate([y0, y1]), axis=0, out=source)
-    np.take(source, x0, axis=1, out=gathered)
-    np.copyto(left, gathered)
-    np.take(source, x1, axis=1, out=gathered)
-    np.copyto(right, gathered)
+    rows = np.concatenate([y0, y1])  # rows y0 then rows y1: each x step does top and bottom rows at once
+    flat = image.reshape(in_height, in_width * channels)
+    if 2 * height * in_width * channels <= MAX_KEPT_BYTES:
+        source, gathered, left, right = _buffers(2 * height, in_width * channels, width * channels)
+        np.take(flat, rows, axis=0, out=source)
+        np.take(source, x0, axis=1, out=gathered)
+        np.copyto(left, gathered)
+        np.take(source, x1, axis=1, out=gathered)
+        np.copyto(right, gathered)
+    else:  # a very wide image: gather just the samples, keep nothing (a 40-megapixel row is 120 MB)
+        left = flat[rows[:, np.newaxis], x0].astype(np.float32)
+        right = flat[rows[:, np.newaxis], x1].astype(np.float32)
     right -= left
     right *= fx
     left += right  # top rows, then bottom rows, interpolated along x

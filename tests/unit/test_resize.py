@@ -23,3 +23,20 @@ def test_writes_into_the_given_buffer():
     buffer = np.zeros((3, 3, 3), np.uint8)
     assert resize_bilinear(image, (3, 3), buffer) is buffer
     assert (buffer == 9).all()
+
+
+def test_very_wide_images_give_the_same_result_and_leave_no_large_buffer():
+    from core.backends import resize
+
+    rng = np.random.default_rng(1)
+    narrow = rng.integers(0, 256, (40, 1000, 3), dtype=np.uint8)
+    expected = resize_bilinear(narrow, (300, 300), np.empty((300, 300, 3), np.uint8))
+    kept = resize.MAX_KEPT_BYTES
+    try:
+        resize.MAX_KEPT_BYTES = 0  # force the path very wide images take
+        assert (resize_bilinear(narrow, (300, 300), np.empty((300, 300, 3), np.uint8)) == expected).all()
+    finally:
+        resize.MAX_KEPT_BYTES = kept
+    wide = rng.integers(0, 256, (2, 200_000, 3), dtype=np.uint8)  # a 1.2 MB row, 720 MB if 600 rows were kept
+    resize_bilinear(wide, (300, 300), np.empty((300, 300, 3), np.uint8))
+    assert resize._scratch.arrays[0].nbytes <= resize.MAX_KEPT_BYTES
