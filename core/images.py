@@ -6,7 +6,6 @@ small file that declares a huge canvas (a decompression bomb) is refused cheaply
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,25 +45,24 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
     if not data:
         raise InvalidInput("the uploaded image file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
-                )
-            fmt = img.format or "unknown"
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)  # animated GIF/WebP/TIFF: the first frame is the picture
-            if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
-                img.draft("RGB", _draft_request(img.size, min_size, _orientation(img)))
-            img.load()
-            upright = ImageOps.exif_transpose(img) or img
-            rgb = to_rgb(upright)
+        # Pillow refuses a canvas over twice its own limit while opening; ours is checked next,
+        # from the header, before any pixel is decoded.
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+            )
+        fmt = img.format or "unknown"
+        orientation = _orientation(img)
+        if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
+            img.draft("RGB", _draft_request(img.size, min_size, orientation))
+        img.load()  # the first frame of an animated GIF/WebP/TIFF: Pillow opens at frame 0
+        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+        rgb = to_rgb(upright)
     except (ImageTooLarge, InvalidInput):
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image is too large: {exc}") from exc
     except UnidentifiedImageError:
         raise InvalidInput(
