@@ -22,6 +22,14 @@ _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
 _API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset or taskset), not all the host's cores."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
@@ -140,7 +148,7 @@ class Settings:
             raise ConfigError(f"PORT must be in 1..65535, got {self.port}")
         if self.workers < 1 or self.threads < 1:
             raise ConfigError("WORKERS and THREADS must be >= 1")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL {self.log_level!r} is not a logging level")
         for origin in self.cors_origins:
             if not _ORIGIN.match(origin):
@@ -186,7 +194,7 @@ class Settings:
         threads never oversubscribes the machine (README, Performance)."""
         if self.engine_threads:
             return self.engine_threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return max(1, usable_cpus() // self.workers)
 
     @property
     def model_name(self) -> str:

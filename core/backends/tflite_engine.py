@@ -16,12 +16,12 @@ TF graphs' own preprocessor does it (see ``core.backends.resize``).
 from __future__ import annotations
 
 import logging
-import os
 import queue
 from pathlib import Path
 
 import numpy as np
 
+from config import usable_cpus
 from core.backends.base import RawDetections
 from core.backends.resize import resize_bilinear
 from core.errors import ModelLoadError
@@ -48,7 +48,7 @@ class TFLiteEngine:
         except OSError as exc:
             raise ModelLoadError(f"cannot read TFLite model {self._path}: {exc}") from exc
         self._interpreter_cls = Interpreter
-        count = engine_threads if engine_threads > 0 else (os.cpu_count() or 1)
+        count = engine_threads if engine_threads > 0 else usable_cpus()
         # All made now, not on the first busy moment: creating one packs the weights (~0.1 s).
         interpreters = [self._new_interpreter() for _ in range(count)]
         self._input, self._outputs, self.input_size = _describe(interpreters[0], self._path)
