@@ -23,7 +23,7 @@ _ALIASES = {"jpg": "jpeg"}
 
 def read_format() -> str:
     """``jpeg`` or ``png``: the ``format`` form field if given, else the best match for ``Accept``."""
-    raw = request.form.get("format", "").strip().lower()
+    raw = (form_value("format") or "").strip().lower()
     if raw:
         fmt = _ALIASES.get(raw, raw)
         if fmt not in MIMETYPES:
@@ -35,7 +35,7 @@ def read_format() -> str:
 
 def register(api: Api, ns: Namespace) -> None:
     error = error_model(api)
-    parser = input_parser().copy()
+    parser = input_parser(api.app.extensions["settings"].default_threshold)
     parser.add_argument("format", location="form", required=False, choices=("jpeg", "png"),
                         help="Image format of the answer (default: from Accept, else jpeg)")
 

@@ -25,8 +25,8 @@ def install(app: Flask, origins: tuple[str, ...]) -> None:
         # A preflight carries no credentials: answer it before the API-key check would refuse it.
         if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
             return None
-        if request.headers.get("Origin") not in allowed:
-            return None  # Flask's plain OPTIONS answer, without CORS headers: the browser refuses
+        if request.headers.get("Origin") not in allowed or request.url_rule is None:
+            return None  # Flask's own answer (plain OPTIONS, or the JSON 404), without CORS headers
         response = app.make_response(("", 204))
         response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
         response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS

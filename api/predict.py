@@ -68,13 +68,14 @@ def _threshold(raw: str) -> float:
 _threshold.__schema__ = {"type": "number", "minimum": 0.0, "maximum": 1.0}  # type: ignore[attr-defined]
 
 
-def input_parser() -> reqparse.RequestParser:
+def input_parser(default_threshold: float) -> reqparse.RequestParser:
     """Swagger description of the form; parsing itself is done by the functions above."""
     parser = reqparse.RequestParser()
     parser.add_argument("image", type=FileStorage, location="files", required=True,
                         help="An image file: JPEG, PNG, GIF (first frame), BMP, WebP or TIFF")
-    parser.add_argument("threshold", type=_threshold, location="form", required=False, default=0.7,
-                        help="Minimum probability of returned detections, in [0, 1] (default 0.7)")
+    parser.add_argument("threshold", type=_threshold, location="form", required=False, default=default_threshold,
+                        help=f"Minimum probability of returned detections, in [0, 1] "
+                             f"(default {default_threshold}, the DEFAULT_THRESHOLD setting)")
     return parser
 
 
@@ -94,7 +95,7 @@ def register(api: Api, ns: Namespace) -> None:
                                    description="sorted by probability, highest first"),
     })
     error = error_model(api)
-    parser = input_parser()
+    parser = input_parser(api.app.extensions["settings"].default_threshold)
 
     @ns.route("/predict")
     class Predict(Resource):

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

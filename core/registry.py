@@ -25,7 +25,7 @@ def detector_for(settings: Settings) -> SSDMobileNet:
             )
         manifest = read_manifest(model_dir)
         entry = load_catalog().get(manifest.model) if manifest.model else None
-    except (ArtifactError, CatalogError, ConfigError) as exc:
+    except (ArtifactError, CatalogError, ConfigError, OSError) as exc:
         raise ModelLoadError(str(exc)) from exc
     archive_digest = manifest.archive.get("sha256") or next(iter(manifest.archive.values()), "")
     info = ModelInfo(

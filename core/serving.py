@@ -61,7 +61,8 @@ class ModelHolder:
         try:
             self._model.load()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said loudly in the log
-            self.state, self.error = "failed", str(exc) or type(exc).__name__
+            self.error = str(exc) or type(exc).__name__  # before the state, which readers check first
+            self.state = "failed"
             log.error("model failed to load; the service stays not-ready: %s", self.error, exc_info=True)
             self._settled.set()
             return

@@ -110,7 +110,7 @@ def find_model(path: Path, fmt: str | None = None) -> tuple[Path, str]:
 
 def _label_map_for(model_file: Path, root: Path) -> dict[int, str]:
     """A label map shipped beside the model wins; otherwise the COCO map in ``assets/``."""
-    for folder in {model_file.parent, root}:
+    for folder in dict.fromkeys((model_file.parent, root)):  # ordered: the model's own folder first
         for name in ("labelmap.txt", "labels.txt"):
             if (folder / name).is_file():
                 return read_label_map(folder / name)
