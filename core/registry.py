@@ -5,13 +5,16 @@ a manifest whose digests still match, which the fetcher (``core.artifacts``) wro
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Mapping
+
 from config import ConfigError, Settings
 from core.artifacts import installed_model_dir, read_manifest
 from core.catalog import CatalogError, load_catalog
 from core.errors import ModelLoadError
 from core.integrity import ArtifactError
 from core.model import ModelInfo
-from core.ssd_mobilenet import SSDMobileNet, make_detector
+from core.ssd_mobilenet import SSDMobileNet, find_model, make_detector
 
 
 def detector_for(settings: Settings) -> SSDMobileNet:
@@ -27,7 +30,7 @@ def detector_for(settings: Settings) -> SSDMobileNet:
         entry = load_catalog().get(manifest.model) if manifest.model else None
     except (ArtifactError, CatalogError, ConfigError, OSError) as exc:
         raise ModelLoadError(str(exc)) from exc
-    archive_digest = manifest.archive.get("sha256") or next(iter(manifest.archive.values()), "")
+    archive_digest = manifest.archive["sha256"]  # the fetcher always records it
     info = ModelInfo(
         id=settings.model_name,
         name=f"SSD MobileNet ({entry.name})" if entry else f"SSD MobileNet ({settings.model_name})",
@@ -39,6 +42,17 @@ def detector_for(settings: Settings) -> SSDMobileNet:
     path = model_dir / entry.model_file if entry else model_dir
     fmt = entry.format if entry else None
     if settings.backend == "tflite" and fmt != "tflite":  # the float .tflite core.optimize wrote beside it
-        path, fmt = model_dir, None
-    return make_detector(path, fmt=fmt, backend=settings.backend,
+        path, fmt = model_dir, "tflite"
+    model_file, fmt = find_model(path, fmt)
+    _require_listed(model_dir, model_file, manifest.files)
+    return make_detector(model_file, fmt=fmt, backend=settings.backend,
                          engine_threads=settings.effective_engine_threads, info=info)
+
+
+def _require_listed(model_dir: Path, model_file: Path, listed: Mapping[str, object]) -> None:
+    """Refuse a network file the manifest does not list: only listed files were just re-verified."""
+    files = sorted(p for p in model_file.rglob("*") if p.is_file()) if model_file.is_dir() else [model_file]
+    unlisted = [rel for rel in (p.relative_to(model_dir).as_posix() for p in files) if rel not in listed]
+    if unlisted:
+        raise ModelLoadError(f"{', '.join(unlisted)} in {model_dir} is not in its manifest: "
+                             "refusing to load files that were never verified")

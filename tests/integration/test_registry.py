@@ -1,6 +1,7 @@
 """The service loads only verified files: detector_for() re-checks the fetcher's manifest."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,13 @@ def test_tampered_model_file_is_refused(settings: Settings, ssdlite_dir: Path, t
     tampered_copy(ssdlite_dir, tmp_path)
     with pytest.raises(ModelLoadError, match="not installed and verified"):
         detector_for(Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path))
+
+
+def test_a_network_file_missing_from_the_manifest_is_refused(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
+    copy = tmp_path / "models" / ssdlite_dir.name
+    shutil.copytree(ssdlite_dir, copy)
+    (copy / "planted.tflite").write_bytes(b"never verified")
+    planted = Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path,
+                       backend="tflite")
+    with pytest.raises(ModelLoadError, match="planted.tflite .* not in its manifest"):
+        detector_for(planted)
