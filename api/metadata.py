@@ -18,7 +18,8 @@ def register(api: Api, ns: Namespace) -> None:
         "backend": fields.String(description="inference engine (tf or tflite), once loaded"),
         "format": fields.String(description="frozen_graph, saved_model or tflite, once loaded"),
         "input_size": fields.List(fields.Integer, description="network input (width, height)"),
-        "version": fields.String(description="model version or archive digest"),
+        "version": fields.String(description="first 12 hex digits of the model archive's sha256"),
+        "installed_at": fields.String(description="when the fetcher installed and verified the model (UTC, ISO 8601)"),
     })
     error = error_model(api)
 
