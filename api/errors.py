@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask_restx import Api, fields
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadError, ModelNotReady
+from core.errors import DetectorError, InvalidInput, ModelLoadError, ModelNotReady
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ class Unauthorized(Exception):
 #: Exception class -> HTTP status. The first matching entry wins, so subclasses come first.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
-    (ImageTooLarge, 400),
     (InvalidInput, 400),
     (ModelNotReady, 503),
     (ModelLoadError, 503),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import colorsys
 import io
+from functools import lru_cache
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
@@ -16,6 +17,12 @@ from core.detection import Detection
 #: The formats :func:`encode` writes, with their media types.
 MIMETYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 _GOLDEN = 0.618033988749895
+
+
+@lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's built-in font at ``size``, loaded once: annotate runs it on every request."""
+    return ImageFont.load_default(size=size)
 
 
 def label_colour(label_id: int) -> tuple[int, int, int]:
@@ -41,7 +48,7 @@ def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Imag
     width, height = out.size
     short = min(width, height)
     line = max(1, round(short / 200))
-    font = ImageFont.load_default(size=max(12, round(short / 25)))
+    font = _font(max(12, round(short / 25)))
     pad = max(1, line)
     draw = ImageDraw.Draw(out)
     ranked = sorted(detections, key=lambda d: d.score)

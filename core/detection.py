@@ -29,9 +29,3 @@ def clip_box(box: Iterable[float]) -> tuple[float, float, float, float]:
     ymin, xmin, ymax, xmax = (min(1.0, max(0.0, float(v))) for v in box)
     return (ymin, xmin, ymax, xmax)
 
-
-def select(detections: Iterable[Detection], threshold: float) -> list[Detection]:
-    """Keep detections scoring at least ``threshold``, highest score first (the API's order)."""
-    kept = [d for d in detections if d.score >= threshold]
-    kept.sort(key=lambda d: d.score, reverse=True)
-    return kept

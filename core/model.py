@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image
 
+from config import Settings
 from core.detection import Detection
 from core.errors import InvalidInput, ModelNotReady
 from core.images import DecodedImage, decode_image, to_rgb
@@ -21,7 +22,7 @@ from core.metrics import INFERENCE_SECONDS
 ImageInput = bytes | Image.Image | DecodedImage
 
 #: Default pixel limit for the Python API; the service passes its configured limit.
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS: int = Settings.max_image_pixels
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ class SSDMobileNet(ModelWrapper):
         self._engine = self._engine_factory()
         self.input_size = self._engine.input_size or (300, 300)
         # Warm-up: the first call builds kernels and caches; do it here, not in a user's request.
-        self.predict(np.zeros((1, 300, 300, 3), dtype=np.uint8))
+        width, height = self.input_size
+        self.predict(np.zeros((1, height, width, 3), dtype=np.uint8))
 
     def preprocess(self, image: DecodedImage) -> np.ndarray:
         return image.to_array()[np.newaxis]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.detection import Detection, clip_box, select
+from core.detection import Detection, clip_box
 from core.errors import ModelLoadError
 from core.labels import read_label_map
 from core.ssd_mobilenet import COCO_LABELS
@@ -29,11 +29,6 @@ def test_missing_label_map_is_a_load_error(tmp_path: Path):
 
 def test_boxes_are_clipped_to_the_image():
     assert clip_box([-0.1, 0.2, 1.3, 0.9]) == (0.0, 0.2, 1.0, 0.9)
-
-
-def test_select_filters_and_sorts_best_first():
-    dets = [Detection(1, "a", s, (0, 0, 1, 1)) for s in (0.3, 0.9, 0.7, 0.5)]
-    assert [d.score for d in select(dets, 0.5)] == [0.9, 0.7, 0.5]
 
 
 def test_json_form_is_max_compatible():
