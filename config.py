@@ -116,7 +116,7 @@ class Settings:
     workers: int = 1
     #: Request threads per worker; they share the worker's model.
     threads: int = 4
-    #: Threads the inference engine may use per worker (0 = the cores divided by WORKERS).
+    #: Inferences a worker runs at once, one core each (0 = the cores divided by WORKERS).
     engine_threads: int = 0
     #: Seconds a worker may stay silent before gunicorn restarts it.
     timeout: int = 120

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import pytest
 from PIL import Image
 
 from core import InvalidInput, ModelLoadError, decode_image, load_detector
-from tests.conftest import image_bytes
+from tests.conftest import IMAGES, image_bytes
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def labels(detections) -> set[str]:
@@ -78,6 +83,33 @@ def test_concurrent_requests_share_one_model_safely(detector):
         results = list(pool.map(lambda n: (n, detector.predict_json(image_bytes(n), 0.5)), names))
     for name, result in results:
         assert result == serial[name]
+
+
+ENGINE_THREADS_PROBE = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import tensorflow as tf
+from core.ssd_mobilenet import make_detector
+detector = make_detector(sys.argv[1], fmt="frozen_graph", engine_threads=2).load()
+photos = [open(p, "rb").read() for p in sys.argv[2:]] * 2
+serial = [detector.predict_json(p, 0.5) for p in photos]
+with ThreadPoolExecutor(4) as pool:
+    concurrent = list(pool.map(lambda p: detector.predict_json(p, 0.5), photos))
+print(json.dumps({"intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+                  "same": concurrent == serial, "found": sum(len(r) for r in serial)}))
+"""
+
+
+def test_tf_engine_runs_its_threads_as_single_core_inferences(ssdlite_dir: Path):
+    """ENGINE_THREADS=2 means two requests computing at once, one core each (as TFLite's pool);
+    a fresh process, because TensorFlow takes thread settings only before its first op."""
+    photos = [str(IMAGES / n) for n in ("baby-bear.jpg", "dog-human.jpg", "giraffe.jpg")]
+    done = subprocess.run([sys.executable, "-c", ENGINE_THREADS_PROBE, str(ssdlite_dir), *photos],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"intra": 1, "inter": 2, "same": True, "found": result["found"]} and result["found"] >= 6
 
 
 def pedestrian_graph() -> Path:
