@@ -117,10 +117,12 @@ def read_manifest(model_dir: Path) -> Manifest:
     return manifest
 
 
-def verify_installed(model_dir: Path) -> Manifest:
-    """Re-hash every file the manifest lists; :class:`IntegrityError` on any difference."""
+def verify_installed(model_dir: Path, *, except_for: str | None = None) -> Manifest:
+    """Re-hash every file the manifest lists (but ``except_for``); :class:`IntegrityError` on any difference."""
     manifest = read_manifest(model_dir)
     for rel, expected in manifest.files.items():
+        if rel == except_for:
+            continue
         path = model_dir / rel
         if not path.is_file():
             raise IntegrityError(f"{rel} is listed in {model_dir / MANIFEST} but missing")
@@ -130,8 +132,9 @@ def verify_installed(model_dir: Path) -> Manifest:
 
 def record_derived_file(model_dir: Path, rel: str) -> Manifest:
     """Add a file generated from the verified ones (``core.optimize``'s .tflite) to the manifest,
-    so the service re-verifies it like the rest. The model dir must verify first."""
-    manifest = verify_installed(model_dir)
+    so the service re-verifies it like the rest. The model dir must verify first, but for an
+    earlier version of ``rel`` itself: running ``core.optimize`` again replaces its own output."""
+    manifest = verify_installed(model_dir, except_for=rel)
     if not is_safe_relative(rel) or rel == MANIFEST or not (model_dir / rel).is_file():
         raise ArtifactError(f"{rel!r} is not a file inside {model_dir}")
     updated = dataclasses.replace(manifest, files={**manifest.files, rel: hash_file(model_dir / rel)})

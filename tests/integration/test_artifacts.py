@@ -19,7 +19,7 @@ import pytest
 
 from config import Settings
 from core.artifacts import (MANIFEST, Limits, ensure_model, installed_model_dir, read_manifest,
-                            verify_installed)
+                            record_derived_file, verify_installed)
 from core.catalog import Catalog, load_catalog
 from core.download import DownloadError, RetryPolicy, UnsupportedURLError, redact
 from core.extract import UnsafeArchiveError, extract
@@ -111,6 +111,21 @@ def test_catalog_model_uses_the_catalog_url_and_archive_pins(tmp_path, shared_mo
     path = fetch(Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant"), catalog=catalog)
     assert path == tmp_path / "models" / "ssd_mobilenet_v1_quant"
     assert read_manifest(path).model == "ssd_mobilenet_v1_quant"
+
+
+def test_a_derived_file_is_recorded_and_can_be_made_again(tmp_path):
+    """``core.optimize`` records its output; a second run replaces it, and nothing else may change."""
+    archive = tmp_path / "small.tar.gz"
+    archive.write_bytes(SMALL)
+    path = fetch(custom(tmp_path, archive.as_uri(), sha256(SMALL)))
+    derived = path / "m" / "model.tflite"
+    for version in (b"first", b"second"):
+        derived.write_bytes(version)
+        record_derived_file(path, "m/model.tflite")
+        assert verify_installed(path).files["m/model.tflite"]["sha256"] == sha256(version)
+    (path / "m" / "labels.txt").write_bytes(b"cat\n")
+    with pytest.raises(IntegrityError, match="labels.txt"):
+        record_derived_file(path, "m/model.tflite")
 
 
 def test_a_bare_model_file_url_installs_that_file(tmp_path, shared_models):
