@@ -45,6 +45,8 @@ def refuses_connections(port: int) -> bool:
         socket.create_connection((HOST, port), timeout=2).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # this probe was queued on the listener as it closed: ask again
+        return False
     return False
 
 
