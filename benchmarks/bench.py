@@ -1,6 +1,6 @@
 """One-run benchmark: model speed in-process, and the real gunicorn service over loopback HTTP.
 
-    python benchmarks/bench.py                 # full run on ../shared (several minutes)
+    python benchmarks/bench.py                 # full run on ../shared (about a minute)
     python benchmarks/bench.py --quick         # smoke run: tiny counts, int8 model only
 
 Per backend (tf = frozen graph on TensorFlow, tflite-float = ``core.optimize`` output on LiteRT,
@@ -10,7 +10,7 @@ tflite-int8 = the official quantized model on LiteRT) it measures:
   sequentially and from 4 threads: images/s, p50, p95;
 * http: ``gunicorn -c gunicorn.conf.py`` started as a subprocess on a free loopback port with the
   service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
-* micro-batching (TF graph at batch 1 vs 4);
+* micro-batching (TF graph at batch 1 vs 4, ``ENGINE_THREADS`` calls at once);
 * the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
   start: seconds from spawning gunicorn until ``/health/ready`` answers 200.
 
@@ -99,10 +99,10 @@ def prepare_models(args, work: Path) -> dict[str, Settings]:
         if "tf" in args.backends:
             models["tf"] = replace(ssdlite, backend="tf")
         if "tflite-float" in args.backends:
-            from core.optimize import main as optimize
-
-            if optimize([str(ssdlite.model_dir)]) != 0:
-                raise RuntimeError("python -m core.optimize failed")
+            # A subprocess, as a user runs it; it also keeps TensorFlow uninitialised here, so the
+            # in-process TF engine below gets the service's thread settings.
+            subprocess.run([sys.executable, "-m", "core.optimize", str(ssdlite.model_dir)], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             models["tflite-float"] = replace(ssdlite, backend="tflite")
     return models
 
@@ -129,7 +129,7 @@ def merged(label: str, concurrency: int, bursts: list[Run]) -> Run:
     return Run(label, concurrency, [t for r in bursts for t in r.latencies], sum(r.wall for r in bursts))
 
 
-def measure(models: dict[str, Settings], servers: dict[str, "Server"], images: list[bytes],
+def measure(detectors: dict, servers: dict[str, "Server"], images: list[bytes],
             bodies: list[tuple[bytes, str]], args) -> tuple[dict[str, list[Run]], dict[str, list[Run]]]:
     """In-process and HTTP runs for every backend, taking turns in ``ROUNDS`` short bursts.
 
@@ -137,9 +137,6 @@ def measure(models: dict[str, Settings], servers: dict[str, "Server"], images: l
     process. Taking turns spreads the load of other processes on a shared machine over all
     backends alike, so the ratios between them stay meaningful.
     """
-    from core.registry import detector_for
-
-    detectors = {b: detector_for(replace(s, workers=args.workers)).load() for b, s in models.items()}
     posters = {b: poster(server, bodies) for b, server in servers.items()}
     rounds = 1 if args.quick else ROUNDS
     per_round = max(1, args.requests // rounds)
@@ -160,23 +157,22 @@ def measure(models: dict[str, Settings], servers: dict[str, "Server"], images: l
     return raw, http
 
 
-def batching_runs(model_dir: Path, images: list[bytes], args) -> list[tuple[int, float]]:
-    """Micro-batching on CPU: per-image network time at batch 1 vs batch 4 (TF graph takes any batch)."""
+def batching_runs(detector, images: list[bytes], args) -> list[tuple[int, float]]:
+    """Micro-batching on CPU, in the service's thread setup: ``ENGINE_THREADS`` request threads
+    each running batch-1 calls (what the service does) against the same threads each running
+    batches of 4 (what a batcher would do). The whole TF graph on 300x300 frames, no decoding;
+    it takes any batch size."""
     import numpy as np
 
-    from core import load_detector
-
-    detector = load_detector(model_dir, fmt="frozen_graph")
+    threads = Settings(workers=args.workers).effective_engine_threads
     frames = [np.asarray(detector.decode(data).image.resize((300, 300))) for data in images]
     results = []
     for batch in (1, 4):
         stack = np.stack([frames[i % len(frames)] for i in range(batch)])
         detector.predict(stack)
-        rounds = max(2, args.requests // batch)
-        start = time.perf_counter()
-        for _ in range(rounds):
-            detector.predict(stack)
-        results.append((batch, (time.perf_counter() - start) * 1000 / (rounds * batch)))
+        calls = max(2, args.requests // batch)
+        run = timed_requests("batch", threads, calls, lambda i: detector.predict(stack))
+        results.append((batch, run.wall * 1000 / (calls * batch)))
     return results
 
 
@@ -326,7 +322,8 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
                                f"{at4.rate / tf_at4.rate:.2f}"])
     out.append(table(ratios, ["ratio", "value"]))
     if batching:
-        out += ["", "### Micro-batching (TF graph, network only, 300x300 frames)", ""]
+        threads = Settings(workers=args.workers).effective_engine_threads
+        out += ["", f"### Micro-batching (TF graph on 300x300 frames, no decoding, {threads} threads calling at once)", ""]
         out.append(table([[str(b), f"{ms:.1f}"] for b, ms in batching], ["batch", "ms per image"]))
     return "\n".join(out)
 
@@ -377,14 +374,17 @@ def main(argv: list[str] | None = None) -> int:
             for backend in args.backends:  # one at a time, so each cold start has the machine
                 servers[backend] = Server(backend, models[backend], work, args)
                 workers[backend] = {"cold": servers[backend].wait_ready()}
-            raw, http = measure(models, servers, images, bodies, args)
+            from core.registry import detector_for
+
+            detectors = {b: detector_for(replace(s, workers=args.workers)).load() for b, s in models.items()}
+            raw, http = measure(detectors, servers, images, bodies, args)
             for backend, server in servers.items():
                 workers[backend]["rss"], workers[backend]["hwm"] = server.memory_mb()
         finally:
             for server in servers.values():
                 server.stop()
-        if "tf" in models and not args.quick:
-            batching = batching_runs(models["tf"].model_dir, images, args)
+        if "tf" in detectors and not args.quick:
+            batching = batching_runs(detectors["tf"], images, args)
     text = report(args, raw, batching, http, workers)
     print(text)
     if args.output:
