@@ -18,11 +18,17 @@ def steps(workflow: dict) -> list[dict]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def step_using(workflow: dict, action: str) -> dict:
-    found = [s for s in steps(workflow) if s.get("uses", "").split("@")[0] == action]
-    assert len(found) == 1, f"expected one step using {action}"
+def step_using(workflow: dict, action: str, **with_) -> dict:
+    """The one step using ``action`` whose ``with`` has the given values."""
+    found = [s for s in steps(workflow) if s.get("uses", "").split("@")[0] == action
+             and all(s.get("with", {}).get(k) == v for k, v in with_.items())]
+    assert len(found) == 1, f"expected one step using {action} with {with_}"
     assert "@" in found[0]["uses"], f"{action} must be pinned to a version"
     return found[0]
+
+
+def release_build(workflow: dict) -> dict:
+    return step_using(workflow, "docker/build-push-action", push=True)
 
 
 def test_runs_on_version_tags_only(workflow):
@@ -36,19 +42,21 @@ def test_runs_on_version_tags_only(workflow):
 def test_builds_both_architectures_with_buildx_and_qemu(workflow):
     step_using(workflow, "docker/setup-qemu-action")
     step_using(workflow, "docker/setup-buildx-action")
-    build = step_using(workflow, "docker/build-push-action")["with"]
+    build = release_build(workflow)["with"]
     platforms = [p.strip() for p in build["platforms"].split(",")]
     assert {"linux/amd64", "linux/arm64"} <= set(platforms)
     assert build["push"] is True
     assert build["context"] == "."
 
 
-def test_pushes_the_git_tag_and_latest(workflow):
+def test_pushes_the_git_tag_and_latest_only_for_releases(workflow):
     meta = step_using(workflow, "docker/metadata-action")
     tags = {line.strip() for line in meta["with"]["tags"].splitlines() if line.strip()}
     assert "type=ref,event=tag" in tags
-    assert "type=raw,value=latest" in tags
-    build = step_using(workflow, "docker/build-push-action")["with"]
+    # v1.2.0-rc1 must not move latest: metadata-action's own latest=auto is off, ours skips a "-".
+    assert "type=raw,value=latest,enable=${{ !contains(github.ref_name, '-') }}" in tags
+    assert meta["with"]["flavor"] == "latest=false"
+    build = release_build(workflow)["with"]
     assert build["tags"] == "${{ steps.%s.outputs.tags }}" % meta["id"]
     assert build["labels"] == "${{ steps.%s.outputs.labels }}" % meta["id"]
 
@@ -57,12 +65,26 @@ def test_logs_in_with_the_docker_hub_secrets(workflow):
     login = step_using(workflow, "docker/login-action")["with"]
     assert login["username"] == "${{ secrets.DOCKERHUB_USERNAME }}"
     assert login["password"] == "${{ secrets.DOCKERHUB_TOKEN }}"
-    names = [s.get("uses", "").split("@")[0] for s in steps(workflow)]
-    assert names.index("docker/login-action") < names.index("docker/build-push-action")
+    order = steps(workflow)
+    assert order.index(step_using(workflow, "docker/login-action")) < order.index(release_build(workflow))
+
+
+def test_the_image_is_smoke_tested_before_anything_is_pushed(workflow):
+    smoke_build = step_using(workflow, "docker/build-push-action", push=False)
+    assert smoke_build["with"]["load"] is True and smoke_build["with"]["platforms"] == "linux/amd64"
+    image = smoke_build["with"]["tags"]
+    order = steps(workflow)
+    runs = [s for s in order if image in s.get("run", "") and "/model/predict" in s.get("run", "")]
+    assert len(runs) == 1, "one step must run the smoke image and post a photo"
+    script = runs[0]["run"]
+    sample = script.split("image=@", 1)[1].split()[0]
+    assert (ROOT / sample).is_file(), sample
+    assert "/health/ready" in script and "id -u" in script
+    assert order.index(smoke_build) < order.index(runs[0]) < order.index(step_using(workflow, "docker/login-action"))
 
 
 def test_build_args_exist_in_the_dockerfile(workflow):
-    build = step_using(workflow, "docker/build-push-action")["with"]
+    build = release_build(workflow)["with"]
     passed = {line.split("=", 1)[0].strip() for line in build["build-args"].splitlines() if line.strip()}
     declared = {name for stage in stages() for name in stage.build_args()}
     assert passed <= declared, passed - declared
