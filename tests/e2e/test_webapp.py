@@ -243,3 +243,44 @@ def test_webcam_snapshot_is_sent_for_detection(playwright, base_url):
         assert page.evaluate("document.getElementById('camera-video').srcObject") is None
     finally:
         browser.close()
+
+
+def test_with_api_key_set_the_app_asks_for_the_key_and_sends_it(browser, settings, detector):
+    """API_KEY set: the first upload gets the server's 401 message and a key field; the key,
+    once typed, sends the same picture again with ``X-API-Key`` and is kept for the tab only."""
+    from dataclasses import replace
+
+    from app import create_app
+
+    key = "webapp-test-key-0123456789"
+    with serve_app(create_app(replace(settings, api_key=key), model=detector)) as url:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(url + "/app")
+            expect(page.locator("#key-row")).to_be_hidden()
+            body = upload(page, require(IMAGES / "baby-bear.jpg"))
+            assert body["status"] == "error"
+            expect(page.locator("#error")).to_contain_text(body["message"])
+            expect(page.get_by_label("API key")).to_be_focused()
+
+            with page.expect_request("**/model/predict") as sent:
+                page.get_by_label("API key").fill(key)
+                page.get_by_label("API key").press("Enter")
+                page.get_by_label("API key").blur()
+            assert sent.value.headers.get("x-api-key") == key
+            expect(page.locator("#detections li")).to_have_count(2)
+            expect(page.locator("#error")).to_be_hidden()
+
+            page.reload()  # same tab: the key is remembered and sent with the next picture
+            expect(page.get_by_label("API key")).to_have_value(key)
+            assert upload(page, require(IMAGES / "dog-human.jpg"))["status"] == "ok"
+        finally:
+            context.close()
+        fresh = browser.new_context()  # another tab/session: nothing stored
+        try:
+            page = fresh.new_page()
+            page.goto(url + "/app")
+            expect(page.locator("#key-row")).to_be_hidden()
+        finally:
+            fresh.close()

@@ -16,7 +16,10 @@
     request: 0, // id of the latest upload; answers to older ones are dropped
     photoUrl: null,
     stream: null,
+    lastFile: null, // sent again once an API key is entered after a 401
   };
+  // The key is asked for only when the server answers 401 (API_KEY set), kept for this tab only.
+  const KEY_STORE = "object-detector-api-key";
 
   // --- colours: the same hue sequence as core/annotate.py, so both views agree ---
   function labelColour(labelId) {
@@ -177,13 +180,23 @@
     setStatus(`Detecting objects in ${file.name || "the picture"}…`);
     document.body.setAttribute("aria-busy", "true");
     showPhoto(file);
+    state.lastFile = file;
     const form = new FormData();
     form.append("image", file, file.name || "image");
     form.append("threshold", String(FLOOR));
+    const headers = { Accept: "application/json" };
+    const key = $("api-key").value.trim();
+    if (key) headers["X-API-Key"] = key;
     try {
-      const response = await fetch("model/predict", { method: "POST", body: form, headers: { Accept: "application/json" } });
+      const response = await fetch("model/predict", { method: "POST", body: form, headers });
       const body = await readJson(response);
       if (id !== state.request) return; // a newer picture replaced this one meanwhile
+      if (response.status === 401) {
+        $("key-row").hidden = false;
+        fail(`${body.message || "This server needs an API key."} Enter the key to send the picture again.`);
+        $("api-key").focus();
+        return;
+      }
       if (!response.ok || body.status !== "ok") {
         fail(body.message || `The server answered ${response.status} ${response.statusText}`.trim());
         return;
@@ -254,6 +267,16 @@
     });
 
     $("threshold").addEventListener("input", render);
+
+    const keyInput = $("api-key");
+    keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
+    if (keyInput.value) $("key-row").hidden = false;
+    keyInput.addEventListener("change", () => {
+      const key = keyInput.value.trim();
+      if (key) sessionStorage.setItem(KEY_STORE, key);
+      else sessionStorage.removeItem(KEY_STORE);
+      if (key && state.lastFile && !state.analysed) detect(state.lastFile);
+    });
 
     const img = $("photo");
     img.addEventListener("load", render);
