@@ -14,14 +14,6 @@ from config import Settings
 
 _settings = Settings.from_env()
 
-# Workers are separate processes: prometheus-client adds their metrics up from files in one
-# directory, which must start empty. Set before any worker imports prometheus_client.
-_own_metrics_dir = _settings.prometheus_multiproc_dir is None
-_metrics_dir = _settings.prometheus_multiproc_dir or Path(tempfile.mkdtemp(prefix="objdet-metrics-"))
-for _stale in _metrics_dir.glob("*.db"):
-    _stale.unlink()
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
-
 wsgi_app = "app:create_app()"
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.workers
@@ -39,16 +31,32 @@ control_socket_disable = True
 accesslog = None  # app.py logs one line per request
 
 
+def on_starting(server):
+    """Give the workers an empty metrics directory, once per master.
+
+    Workers are separate processes: prometheus-client adds their metrics up from files in one
+    directory, set here before any worker imports prometheus_client. Not at the top of this
+    file: gunicorn runs the file again on SIGHUP (reload), and that must keep the counters.
+    """
+    configured = _settings.prometheus_multiproc_dir
+    metrics_dir = configured or Path(tempfile.mkdtemp(prefix="objdet-metrics-"))
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    server.objdet_temp_metrics_dir = None if configured else metrics_dir  # the Arbiter outlives reloads
+
+
 def child_exit(server, worker):
     """A worker ended (or was killed): drop its live gauges so they stop counting as ready."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+    multiprocess.mark_process_dead(worker.pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(_metrics_dir, ignore_errors=True)
+    temp = getattr(server, "objdet_temp_metrics_dir", None)
+    if temp:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def post_worker_init(worker):
