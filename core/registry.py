@@ -21,11 +21,23 @@ def detector_for(settings: Settings) -> SSDMobileNet:
     """An unloaded detector for the model ``settings`` name, after re-verifying its files."""
     try:
         model_dir = installed_model_dir(settings)
-        if model_dir is None:
-            raise ModelLoadError(
-                f"model {settings.model_name!r} is not installed and verified in {settings.model_dir}; "
-                "run `python -m core.artifacts fetch` first (`make run` and the Docker build do)"
-            )
+    except (ArtifactError, CatalogError, ConfigError, OSError) as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if model_dir is None:
+        raise ModelLoadError(
+            f"model {settings.model_name!r} is not installed and verified in {settings.model_dir}; "
+            "run `python -m core.artifacts fetch` first (`make run` and the Docker build do)"
+        )
+    return detector_in(model_dir, settings)
+
+
+def detector_in(model_dir: Path, settings: Settings) -> SSDMobileNet:
+    """An unloaded detector for the install in ``model_dir``, which the caller has just verified.
+
+    Metadata comes from its manifest (and the catalog entry it names); the network file must be
+    one the manifest lists. ``settings`` gives the name, backend and engine threads.
+    """
+    try:
         manifest = read_manifest(model_dir)
         entry = load_catalog().get(manifest.model) if manifest.model else None
     except (ArtifactError, CatalogError, ConfigError, OSError) as exc:

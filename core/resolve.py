@@ -15,8 +15,8 @@ from core.artifacts import ensure_model, verify_installed
 from core.catalog import CatalogError, load_catalog
 from core.errors import ModelLoadError
 from core.integrity import ArtifactError
-from core.registry import detector_for
-from core.ssd_mobilenet import SSDMobileNet, make_detector
+from core.registry import detector_for, detector_in
+from core.ssd_mobilenet import SSDMobileNet
 
 
 def is_path(name_or_path: str | Path) -> bool:
@@ -47,4 +47,4 @@ def detector_named(name: str, assets_dir: Path | None = None, *, backend: str = 
         verify_installed(settings.model_dir)
     except (ArtifactError, CatalogError, ConfigError, OSError) as exc:
         raise ModelLoadError(str(exc)) from exc
-    return make_detector(settings.model_dir, backend=backend, engine_threads=engine_threads)
+    return detector_in(settings.model_dir, settings)

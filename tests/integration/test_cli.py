@@ -97,3 +97,12 @@ def test_installed_model_whose_files_changed_is_refused(ssdlite_dir, tmp_path):
     tampered_copy(ssdlite_dir, tmp_path)
     with pytest.raises(ModelLoadError, match="frozen_inference_graph.pb"):
         load_detector(ssdlite_dir.name, assets_dir=tmp_path)
+
+
+def test_installed_model_with_a_planted_network_file_is_refused(ssdlite_dir, tmp_path):
+    """By name the CLI loads only files the manifest lists, like the service."""
+    copy = tmp_path / "models" / ssdlite_dir.name
+    shutil.copytree(ssdlite_dir, copy)
+    (copy / "planted.tflite").write_bytes(b"never verified")
+    with pytest.raises(ModelLoadError, match="planted.tflite .* not in its manifest"):
+        load_detector(ssdlite_dir.name, assets_dir=tmp_path, backend="tflite")
