@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifacts import MANIFEST, record_derived_file
+from core.backends.tensorflow_engine import fixed_input_size
 from core.errors import ModelLoadError
 from core.integrity import ArtifactError
 from core.ssd_mobilenet import find_model
@@ -97,7 +98,11 @@ def convert(model: Path, output: Path | None = None) -> Path:
     graph_def.ParseFromString(graph_file.read_bytes())
     nodes = {n.name: n for n in graph_def.node}
     _require(nodes, graph_file, IMAGE, NORMALISE, BOX_ENCODINGS, SCORES, BACKGROUND_SLICE, ANCHOR_USER, *COORD_SCALES)
-    height, width = _input_size(nodes, graph_file)
+    size = fixed_input_size(graph_def)
+    if size is None:
+        raise ModelLoadError(f"{graph_file}: the preprocessor is not one bilinear resize to a fixed size "
+                             "that the engine reproduces")
+    width, height = size
     cut = _resized_image(nodes)
     post = _post_processing(tf, graph_def, nodes, (height, width), graph_file)
 
@@ -145,18 +150,6 @@ def _const(nodes: dict, name: str) -> np.ndarray:
     if node.op != "Const":
         raise ModelLoadError(f"expected {node.name} to be a constant, it is a {node.op}")
     return tensor_util.MakeNdarray(node.attr["value"].tensor)
-
-
-def _input_size(nodes: dict, path: Path) -> tuple[int, int]:
-    """(height, width) the graph's preprocessor resizes to; only TF1-style bilinear is supported."""
-    resizes = [n for n in nodes.values() if n.op == "ResizeBilinear" and n.name.startswith("Preprocessor/")]
-    if len(resizes) != 1:
-        raise ModelLoadError(f"{path}: expected one bilinear resize in the preprocessor, found {len(resizes)}")
-    resize = resizes[0]
-    if resize.attr["align_corners"].b or resize.attr["half_pixel_centers"].b:
-        raise ModelLoadError(f"{path}: the preprocessor resizes with options the engine does not reproduce")
-    height, width = (int(v) for v in _const(nodes, resize.input[1]))
-    return height, width
 
 
 def _resized_image(nodes: dict) -> str:

@@ -3,6 +3,12 @@
 The graph is imported once and pruned to a concrete function; every request calls that same
 function (thread-safe, nothing built per request) -- the opposite of MAX, which opened a
 session per request.
+
+When the graph's preprocessor resizes every image to one fixed size (SSD's
+``fixed_shape_resizer``), the engine does that resize itself, exactly as the graph would
+(``core.backends.resize``), and hands TensorFlow the small image: the graph's own resize then
+changes nothing, and TensorFlow never holds a float copy of a full-size photo (a 12-megapixel
+upload is 144 MB as float32; four at once pushed a worker past 2 GiB).
 """
 from __future__ import annotations
 
@@ -12,10 +18,34 @@ from pathlib import Path
 import numpy as np
 
 from core.backends.base import RawDetections
+from core.backends.resize import resize_bilinear
 from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+
+
+def fixed_input_size(graph_def) -> tuple[int, int] | None:
+    """(width, height) the SSD preprocessor resizes every image to, or None if it does not.
+
+    Only one TF1-style ``ResizeBilinear`` (no ``align_corners``, no ``half_pixel_centers``) to a
+    constant size qualifies: that is what ``core.backends.resize`` reproduces. TF1 graphs keep it
+    among their nodes; a SavedModel's signature keeps it in a library function.
+    """
+    from tensorflow.python.framework import tensor_util
+
+    for nodes in [list(graph_def.node)] + [list(f.node_def) for f in graph_def.library.function]:
+        resizes = [n for n in nodes if n.op == "ResizeBilinear" and n.name.startswith("Preprocessor/")]
+        if not resizes:
+            continue
+        if len(resizes) > 1 or resizes[0].attr["align_corners"].b or resizes[0].attr["half_pixel_centers"].b:
+            return None
+        size = {n.name: n for n in nodes}.get(resizes[0].input[1].split(":")[0].lstrip("^"))
+        if size is None or size.op != "Const":
+            return None
+        height, width = (int(v) for v in tensor_util.MakeNdarray(size.attr["value"].tensor))
+        return width, height
+    return None
 
 
 def _tf(engine_threads: int):
@@ -49,12 +79,13 @@ class TensorFlowEngine:
         tf = _tf(engine_threads)
         try:
             if fmt == "frozen_graph":
-                self._call = self._load_frozen_graph(tf, path)
+                self._call, graph_def = self._load_frozen_graph(tf, path)
             elif fmt == "saved_model":
                 loaded = tf.saved_model.load(str(path))
                 self._keep = loaded  # the signature needs its owner alive
                 signature = loaded.signatures["serving_default"]
                 self._call = lambda x: signature(input_tensor=x)
+                graph_def = signature.graph.as_graph_def()
             else:
                 raise ModelLoadError(f"the TensorFlow engine cannot load format {fmt!r}")
         except ModelLoadError:
@@ -62,6 +93,7 @@ class TensorFlowEngine:
         except Exception as exc:  # TF raises many types for bad files; all mean "cannot load"
             raise ModelLoadError(f"cannot load {fmt} from {path}: {exc}") from exc
         self._tf = tf
+        self.input_size = fixed_input_size(graph_def)
 
     @staticmethod
     def _load_frozen_graph(tf, path: Path):
@@ -80,9 +112,15 @@ class TensorFlowEngine:
             raise ModelLoadError(
                 f"{path} is not a TF Object Detection API export (needs image_tensor and {', '.join(OUTPUTS)}): {exc}"
             ) from exc
-        return wrapped.prune(image, outputs)
+        return wrapped.prune(image, outputs), graph_def
 
     def __call__(self, image: np.ndarray) -> RawDetections:
+        if self.input_size and (image.shape[2], image.shape[1]) != self.input_size:
+            width, height = self.input_size
+            small = np.empty((image.shape[0], height, width, image.shape[3]), np.uint8)
+            for frame, out in zip(image, small):
+                resize_bilinear(frame, self.input_size, out=out)
+            image = small
         out = self._call(self._tf.constant(image))
         if isinstance(out, dict):
             out = [out[name] for name in OUTPUTS]

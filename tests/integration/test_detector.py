@@ -10,6 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -83,6 +84,25 @@ def test_concurrent_requests_share_one_model_safely(detector):
         results = list(pool.map(lambda n: (n, detector.predict_json(image_bytes(n), 0.5)), names))
     for name, result in results:
         assert result == serial[name]
+
+
+def test_tf_engine_resizes_to_the_graph_input_itself_with_the_same_result(detector, ssdlite_dir: Path):
+    """The frozen graph and the SavedModel both declare 300x300; a big photo handed to TF whole
+    and the engine's own pre-resized 300x300 give the same detections."""
+    import tensorflow as tf
+
+    saved = load_detector(ssdlite_dir, fmt="saved_model")
+    assert detector.input_size == saved.input_size == (300, 300)
+    assert detector.info.extra["input_size"] == [300, 300]
+    big = np.asarray(Image.open(io.BytesIO(image_bytes("dog-human.jpg"))).convert("RGB").resize((2400, 1800)))[None]
+    engine = detector._engine
+    boxes, scores, classes, _ = (t.numpy()[0] for t in engine._call(tf.constant(big)))
+    ours = engine(big)
+    keep, mine = scores >= 0.3, ours.scores >= 0.3
+    assert keep.sum() >= 2 and keep.sum() == mine.sum()
+    assert np.array_equal(ours.classes[mine], classes[keep].astype(np.int64))
+    assert np.abs(ours.scores[mine] - scores[keep]).max() <= 0.02
+    assert np.abs(ours.boxes[mine] - boxes[keep]).max() <= 0.01
 
 
 ENGINE_THREADS_PROBE = """
