@@ -86,6 +86,8 @@ class Manifest:
     files: dict[str, dict[str, str]]
     installed_at: str
     schema: int = 1
+    #: Files made here from the fetched ones (``core.optimize``'s .tflite), not from the archive.
+    derived: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_for(settings: Settings, catalog: Catalog | None = None, mirror_of: str | None = None) -> Plan:
@@ -130,14 +132,26 @@ def verify_installed(model_dir: Path, *, except_for: str | None = None) -> Manif
     return manifest
 
 
+def check_derivable(model_dir: Path, rel: str) -> None:
+    """:class:`ArtifactError` unless ``rel`` may be written as a derived file: a new path, or an
+    earlier derived file (running ``core.optimize`` again), never a file from the archive."""
+    manifest = read_manifest(model_dir)
+    if not is_safe_relative(rel) or rel == MANIFEST:
+        raise ArtifactError(f"{rel!r} is not a path inside {model_dir}")
+    if rel in manifest.files and rel not in manifest.derived:
+        raise ArtifactError(f"{rel} came with the model archive in {model_dir}; a derived file must not replace it")
+
+
 def record_derived_file(model_dir: Path, rel: str) -> Manifest:
     """Add a file generated from the verified ones (``core.optimize``'s .tflite) to the manifest,
     so the service re-verifies it like the rest. The model dir must verify first, but for an
     earlier version of ``rel`` itself: running ``core.optimize`` again replaces its own output."""
+    check_derivable(model_dir, rel)
     manifest = verify_installed(model_dir, except_for=rel)
-    if not is_safe_relative(rel) or rel == MANIFEST or not (model_dir / rel).is_file():
+    if not (model_dir / rel).is_file():
         raise ArtifactError(f"{rel!r} is not a file inside {model_dir}")
-    updated = dataclasses.replace(manifest, files={**manifest.files, rel: hash_file(model_dir / rel)})
+    updated = dataclasses.replace(manifest, files={**manifest.files, rel: hash_file(model_dir / rel)},
+                                  derived=sorted({*manifest.derived, rel}))
     staged = model_dir / f"{MANIFEST}.tmp"
     staged.write_text(json.dumps(dataclasses.asdict(updated), indent=2) + "\n", encoding="utf-8")
     os.replace(staged, model_dir / MANIFEST)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artifacts import MANIFEST, record_derived_file
+from core.artifacts import MANIFEST, check_derivable, record_derived_file
 from core.backends.tensorflow_engine import fixed_input_size
 from core.errors import ModelLoadError
 from core.integrity import ArtifactError
@@ -220,6 +220,8 @@ def _split_add_n(tf, graph_def):
     """
     out = tf.compat.v1.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    taken = {node.name for node in graph_def.node}
     for node in graph_def.node:
         operands = [name for name in node.input if not name.startswith("^")]
         if node.op != "AddN" or len(operands) < 2:
@@ -229,7 +231,10 @@ def _split_add_n(tf, graph_def):
         total = operands[0]
         for k, operand in enumerate(operands[1:], start=1):
             last = k == len(operands) - 1
-            add = out.node.add(name=node.name if last else f"{node.name}/add_{k}", op="AddV2",
+            name = node.name if last else f"{node.name}/add_{k}"
+            if not last and name in taken:
+                raise ModelLoadError(f"cannot split {node.name}: the graph already has a node {name}")
+            add = out.node.add(name=name, op="AddV2",
                                input=[total, operand] + (controls if k == 1 else []), device=node.device)
             add.attr["T"].CopyFrom(node.attr["T"])
             total = add.name
@@ -242,14 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help=f"where to write (default: {DEFAULT_NAME} beside the graph)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    root = args.model.resolve()
+    installed = (root / MANIFEST).is_file()  # an installed model: the new file joins its manifest
     try:
+        if installed and args.output and args.output.resolve().is_relative_to(root):
+            check_derivable(root, args.output.resolve().relative_to(root).as_posix())  # before writing
         written = convert(args.model, args.output)
         from core.backends.tflite_engine import TFLiteEngine
 
         TFLiteEngine(written)  # proves the file loads in the serving runtime
-        root = args.model.resolve()
-        if (root / MANIFEST).is_file() and written.resolve().is_relative_to(root):
-            # An installed model: the service re-verifies the new file like the fetched ones.
+        if installed and written.resolve().is_relative_to(root):
+            # The service then re-verifies the new file like the fetched ones.
             record_derived_file(root, written.resolve().relative_to(root).as_posix())
     except (ModelLoadError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)

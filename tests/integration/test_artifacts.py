@@ -23,7 +23,7 @@ from core.artifacts import (MANIFEST, Limits, ensure_model, installed_model_dir,
 from core.catalog import Catalog, load_catalog
 from core.download import DownloadError, RetryPolicy, UnsupportedURLError, redact
 from core.extract import UnsafeArchiveError, extract
-from core.integrity import IntegrityError
+from core.integrity import ArtifactError, IntegrityError
 from tests.support.httpserver import Route
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +123,9 @@ def test_a_derived_file_is_recorded_and_can_be_made_again(tmp_path):
         derived.write_bytes(version)
         record_derived_file(path, "m/model.tflite")
         assert verify_installed(path).files["m/model.tflite"]["sha256"] == sha256(version)
+    assert read_manifest(path).derived == ["m/model.tflite"]
+    with pytest.raises(ArtifactError, match="came with the model archive"):
+        record_derived_file(path, "m/model.pb")  # a fetched file is never re-approved
     (path / "m" / "labels.txt").write_bytes(b"cat\n")
     with pytest.raises(IntegrityError, match="labels.txt"):
         record_derived_file(path, "m/model.tflite")

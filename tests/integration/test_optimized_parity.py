@@ -119,3 +119,23 @@ def test_non_ssd_graph_is_refused(tmp_path: Path):
     with pytest.raises(ModelLoadError, match="not an SSD export"):
         convert(tmp_path)
     assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_the_network_runs_as_one_xnnpack_piece(float_settings):
+    """``AddN`` has no XNNPACK kernel; the converter splits it into adds (see core.optimize)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    (converted,) = float_settings.model_dir.rglob("ssd_float.tflite")
+    interpreter = Interpreter(model_path=str(converted), num_threads=1)
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert "ADD_N" not in ops and "ADD" in ops and "TFLite_Detection_PostProcess" in ops
+
+
+def test_optimize_never_writes_over_a_fetched_file(float_settings, capsys):
+    from core.optimize import main
+
+    (graph,) = float_settings.model_dir.rglob("frozen_inference_graph.pb")
+    before = graph.read_bytes()
+    assert main([str(float_settings.model_dir), "--output", str(graph)]) == 1
+    assert "came with the model archive" in capsys.readouterr().err
+    assert graph.read_bytes() == before
