@@ -130,7 +130,7 @@ def make_detector(
 
     The files are located now (so a wrong path fails at once); the weights load on ``load()``,
     which the service runs in the background so health probes answer meanwhile.
-    ``engine_threads`` caps the engine's compute threads (0: all cores).
+    ``engine_threads`` is how many inferences run at once, one core each (0: the engine's default).
     """
     root = Path(path)
     # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.

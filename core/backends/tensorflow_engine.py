@@ -5,9 +5,9 @@ function (thread-safe, nothing built per request) -- the opposite of MAX, which 
 session per request.
 
 When the graph's preprocessor resizes every image to one fixed size (SSD's
-``fixed_shape_resizer``), the engine does that resize itself, exactly as the graph would
-(``core.backends.resize``), and hands TensorFlow the small image: the graph's own resize then
-changes nothing, and TensorFlow never holds a float copy of a full-size photo (a 12-megapixel
+``fixed_shape_resizer``), the engine does that resize itself with the graph's own bilinear
+sampling (``core.backends.resize``; identical but for rounding to uint8, at most 0.5 of 255) and
+hands TensorFlow the small image: the graph's own resize then changes nothing, and TensorFlow never holds a float copy of a full-size photo (a 12-megapixel
 upload is 144 MB as float32; four at once pushed a worker past 2 GiB).
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _tf(engine_threads: int):
     One intra-op thread per op and ``engine_threads`` inter-op threads: concurrent requests
     each get a core, which is how TFLite's interpreter pool works too. On the 2-core benchmark
     machine this gave 60 images/s from 4 request threads against 40 with the opposite split
-    (2 intra-op threads, 1 inter-op), at the same single-request latency within 7 % (README,
-    Performance). 0 leaves TensorFlow's own defaults (all cores for both pools).
+    (2 intra-op threads, 1 inter-op) in a standalone run, at single-request latency within 7 %
+    (README, Performance). 0 leaves TensorFlow's own defaults (all cores for both pools).
     """
     import tensorflow as tf
 
@@ -88,12 +88,12 @@ class TensorFlowEngine:
                 graph_def = signature.graph.as_graph_def()
             else:
                 raise ModelLoadError(f"the TensorFlow engine cannot load format {fmt!r}")
+            self.input_size = fixed_input_size(graph_def)
         except ModelLoadError:
             raise
         except Exception as exc:  # TF raises many types for bad files; all mean "cannot load"
             raise ModelLoadError(f"cannot load {fmt} from {path}: {exc}") from exc
         self._tf = tf
-        self.input_size = fixed_input_size(graph_def)
 
     @staticmethod
     def _load_frozen_graph(tf, path: Path):
