@@ -275,12 +275,10 @@ def test_with_api_key_set_the_app_asks_for_the_key_and_sends_it(browser, setting
             page.reload()  # same tab: the key is remembered and sent with the next picture
             expect(page.get_by_label("API key")).to_have_value(key)
             assert upload(page, require(IMAGES / "dog-human.jpg"))["status"] == "ok"
+
+            other_tab = context.new_page()  # same browser profile (shared localStorage), new tab
+            other_tab.goto(url + "/app")
+            expect(other_tab.locator("#key-row")).to_be_hidden()
+            expect(other_tab.get_by_label("API key")).to_have_value("")
         finally:
             context.close()
-        fresh = browser.new_context()  # another tab/session: nothing stored
-        try:
-            page = fresh.new_page()
-            page.goto(url + "/app")
-            expect(page.locator("#key-row")).to_be_hidden()
-        finally:
-            fresh.close()

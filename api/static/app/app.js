@@ -17,6 +17,7 @@
     photoUrl: null,
     stream: null,
     lastFile: null, // sent again once an API key is entered after a 401
+    needsKey: false, // the last answer was a 401
   };
   // The key is asked for only when the server answers 401 (API_KEY set), kept for this tab only.
   const KEY_STORE = "object-detector-api-key";
@@ -191,7 +192,8 @@
       const response = await fetch("model/predict", { method: "POST", body: form, headers });
       const body = await readJson(response);
       if (id !== state.request) return; // a newer picture replaced this one meanwhile
-      if (response.status === 401) {
+      state.needsKey = response.status === 401;
+      if (state.needsKey) {
         $("key-row").hidden = false;
         fail(`${body.message || "This server needs an API key."} Enter the key to send the picture again.`);
         $("api-key").focus();
@@ -275,7 +277,7 @@
       const key = keyInput.value.trim();
       if (key) sessionStorage.setItem(KEY_STORE, key);
       else sessionStorage.removeItem(KEY_STORE);
-      if (key && state.lastFile && !state.analysed) detect(state.lastFile);
+      if (key && state.lastFile && state.needsKey) detect(state.lastFile);
     });
 
     const img = $("photo");
