@@ -80,6 +80,9 @@ def test_the_image_is_smoke_tested_before_anything_is_pushed(workflow):
     sample = script.split("image=@", 1)[1].split()[0]
     assert (ROOT / sample).is_file(), sample
     assert "/health/ready" in script and "id -u" in script
+    assert runs[0]["shell"] == "bash", "GitHub's bash shell adds pipefail; the default run shell does not"
+    # The tested image is the pushed one: same build arguments, so the same layers.
+    assert smoke_build["with"]["build-args"] == release_build(workflow)["with"]["build-args"]
     assert order.index(smoke_build) < order.index(runs[0]) < order.index(step_using(workflow, "docker/login-action"))
 
 
