@@ -37,6 +37,8 @@ def on_starting(server):
     Workers are separate processes: prometheus-client adds their metrics up from files in one
     directory, set here before any worker imports prometheus_client. Not at the top of this
     file: gunicorn runs the file again on SIGHUP (reload), and that must keep the counters.
+    PROMETHEUS_MULTIPROC_DIR is read from the process environment only (not gunicorn's ``-e``),
+    and this relies on ``preload_app = False`` (set below; do not override it).
     """
     configured = _settings.prometheus_multiproc_dir
     metrics_dir = configured or Path(tempfile.mkdtemp(prefix="objdet-metrics-"))

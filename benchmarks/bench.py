@@ -101,8 +101,10 @@ def prepare_models(args, work: Path) -> dict[str, Settings]:
         if "tflite-float" in args.backends:
             # A subprocess, as a user runs it; it also keeps TensorFlow uninitialised here, so the
             # in-process TF engine below gets the service's thread settings.
-            subprocess.run([sys.executable, "-m", "core.optimize", str(ssdlite.model_dir)], cwd=ROOT, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            done = subprocess.run([sys.executable, "-m", "core.optimize", str(ssdlite.model_dir)], cwd=ROOT,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"python -m core.optimize failed:\n{done.stderr[-3000:]}")
             models["tflite-float"] = replace(ssdlite, backend="tflite")
     return models
 
