@@ -3,6 +3,7 @@
 #   docker build -t object-detector .                                  # catalog default (ssd_mobilenet_v1)
 #   docker build --build-arg MODEL=ssd_mobilenet_v2 -t object-detector .
 #   docker build --build-arg MODEL_URL=https://.../model.tar.gz --build-arg MODEL_SHA256=<hex> -t object-detector .
+#   docker build --build-arg BACKEND=tflite -t object-detector:tflite .     # LiteRT only, no TensorFlow
 #
 # The builder stage downloads the model through the project's verified fetcher, so a checksum
 # mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
@@ -39,15 +40,29 @@ COPY assets/ assets/
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
+ARG BACKEND=auto
 # The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
 # will (config.Settings), so it installs into the directory the runtime looks in. It prints that
 # directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
+# BACKEND=tflite converts a frozen graph to float TFLite here (core.optimize, recorded in the
+# manifest), unless the model already is a .tflite (ssd_mobilenet_v1_quant).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
+    && if [ "$BACKEND" = tflite ] && [ -z "$(find "$installed" -name '*.tflite')" ]; then \
+           python -m core.optimize "$installed"; \
+       fi \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
     && echo "model installed: $(ls /out/models)"
+# BACKEND=tflite: LiteRT serves the model and no worker imports TensorFlow, so the runtime venv
+# is made again without it (about 1.2 GB less). Only after the conversion above, which needs it.
+RUN if [ "$BACKEND" = tflite ]; then \
+        grep -v -i '^tensorflow' /src/requirements.txt > /tmp/requirements-tflite.txt \
+        && rm -rf /opt/venv \
+        && python -m venv /opt/venv \
+        && pip install --no-cache-dir -r /tmp/requirements-tflite.txt; \
+    fi
 
 
 FROM python:3.11-slim AS runtime
@@ -55,6 +70,7 @@ FROM python:3.11-slim AS runtime
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
+ARG BACKEND=auto
 ARG VERSION=dev
 ARG REVISION=unknown
 
@@ -77,7 +93,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=5000 \
     MODEL=${MODEL} \
     MODEL_URL=${MODEL_URL} \
-    MODEL_SHA256=${MODEL_SHA256}
+    MODEL_SHA256=${MODEL_SHA256} \
+    BACKEND=${BACKEND}
 
 # A fixed numeric UID so Kubernetes' runAsNonRoot can verify it; no home, no shell, no log entries.
 RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app

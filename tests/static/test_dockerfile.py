@@ -113,3 +113,20 @@ def test_dockerignore_keeps_local_state_out_but_not_the_code():
                 continue
             for src in words[:-1]:
                 assert not _ignored(src, patterns), f"{src} is COPYed but .dockerignore excludes it"
+
+
+def test_backend_build_arg_reaches_the_service_and_tflite_images_drop_tensorflow():
+    """BACKEND=tflite: converted in the builder, runtime venv rebuilt without TensorFlow
+    (`../shared/tools/container-smoke` with BUILD_ARGS="--build-arg BACKEND=tflite" builds it)."""
+    builder, runtime = stages()[0], runtime_stage()
+    assert builder.build_args()["BACKEND"] == runtime.build_args()["BACKEND"] == Settings().backend
+    assert runtime.env()["BACKEND"] == "${BACKEND}"
+    runs = builder.args("RUN")
+    fetch = next(i for i, rest in enumerate(runs) if "python -m core.artifacts fetch" in rest)
+    assert "python -m core.optimize" in runs[fetch]
+    slim = next(i for i, rest in enumerate(runs) if "requirements-tflite.txt" in rest)
+    assert slim > fetch, "the venv loses TensorFlow only after the conversion that needs it"
+    assert "grep -v -i '^tensorflow'" in runs[slim]
+    kept = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#") and not line.lower().startswith("tensorflow")]
+    assert any(line.startswith("ai-edge-litert==") for line in kept)
