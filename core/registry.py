@@ -51,9 +51,14 @@ def detector_in(model_dir: Path, settings: Settings) -> SSDMobileNet:
         license=entry.license if entry else "see the model archive",
         extra={"version": archive_digest[:12], "installed_at": manifest.installed_at},
     )
+    if entry and settings.backend != "auto" and settings.backend not in entry.backends:
+        raise ModelLoadError(f"{entry.name} runs on the {' or '.join(entry.backends)} backend, not {settings.backend}")
     path = model_dir / entry.model_file if entry else model_dir
     fmt = entry.format if entry else None
     if settings.backend == "tflite" and fmt != "tflite":  # the float .tflite core.optimize wrote beside it
+        if next(model_dir.rglob("*.tflite"), None) is None:  # one that is there but unlisted is refused below
+            raise ModelLoadError(f"{settings.model_name} has no TFLite file yet: run `python -m core.optimize "
+                                 f"{model_dir}` first (a Docker build with BACKEND=tflite does)")
         path, fmt = model_dir, "tflite"
     model_file, fmt = find_model(path, fmt)
     _require_listed(model_dir, model_file, manifest.files)

@@ -41,3 +41,36 @@ def test_a_network_file_missing_from_the_manifest_is_refused(settings: Settings,
                        backend="tflite")
     with pytest.raises(ModelLoadError, match="planted.tflite .* not in its manifest"):
         detector_for(planted)
+
+
+def test_tflite_before_conversion_says_how_to_convert(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
+    copy = tmp_path / "models" / ssdlite_dir.name
+    shutil.copytree(ssdlite_dir, copy)
+    unconverted = Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path,
+                           backend="tflite")
+    with pytest.raises(ModelLoadError, match=r"no TFLite file yet: run `python -m core.optimize"):
+        detector_for(unconverted)
+
+
+def test_catalog_backends_are_enforced_and_match_the_formats():
+    """The catalog records which backends each model supports; a frozen graph also runs on
+    tflite once converted, a .tflite never on tf."""
+    from core.catalog import load_catalog
+
+    for entry in load_catalog().entries.values():
+        expected = ("tflite",) if entry.format == "tflite" else ("tf", "tflite")
+        assert entry.backends == expected, entry.name
+
+
+def test_a_backend_the_catalog_does_not_list_is_refused(tmp_path: Path):
+    from core.artifacts import ensure_model
+    from core.registry import detector_in
+    from tests.conftest import QUANT_ARCHIVE, require
+
+    archive = require(QUANT_ARCHIVE)
+    settings = Settings(assets_dir=tmp_path, model_url=archive.as_uri(),
+                        model_sha256="c9a7eaabba654149f996df50ccc387a21063e9c29fb5c53828b35f8e6573c20a")
+    path = ensure_model(settings, mirror_of="ssd_mobilenet_v1_quant", show_progress=False)
+    with pytest.raises(ModelLoadError, match="runs on the tflite backend, not tf"):
+        detector_in(path, Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant", backend="tf"))
+    assert detector_in(path, Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant")).load().backend == "tflite"

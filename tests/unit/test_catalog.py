@@ -22,11 +22,11 @@ def test_catalog_lists_the_four_models_and_the_default():
 
 
 @pytest.mark.parametrize("name, fmt, backends, archive, files", [
-    ("ssd_mobilenet_v1", "frozen_graph", ("tf",),
+    ("ssd_mobilenet_v1", "frozen_graph", ("tf", "tflite"),
      {"sha1": "6157ddb6da55db2da89dd561eceb7f944928e317"},
      {"ssd_mobilenet_v1_coco_2017_11_17/frozen_inference_graph.pb":
       {"sha1": "9e4bcdd98f4c6572747679e4ce570de4f03a70e2", "md5": "1be3ed58a65ced5936b1bff3fc09d9b1"}}),
-    ("ssd_mobilenet_v2", "frozen_graph", ("tf",),
+    ("ssd_mobilenet_v2", "frozen_graph", ("tf", "tflite"),
      {"sha1": "69c93d29e292bc9682396a5c78355b1dfe481b61"},
      {"ssd_mobilenet_v2_coco_2018_03_29/frozen_inference_graph.pb":
       {"sha1": "35d571ac314f1d32ae678a857f87cc0ef6b220e8"}}),
