@@ -55,7 +55,8 @@ def test_pushes_the_git_tag_and_latest_only_for_releases(workflow):
     assert "type=ref,event=tag" in tags
     # v1.2.0-rc1 must not move latest: metadata-action's own latest=auto is off, ours skips a "-".
     assert "type=raw,value=latest,enable=${{ !contains(github.ref_name, '-') }}" in tags
-    assert meta["with"]["flavor"] == "latest=false"
+    flavor = [line.strip() for line in meta["with"]["flavor"].splitlines()]
+    assert "latest=false" in flavor and "suffix=${{ matrix.suffix }}" in flavor
     build = release_build(workflow)["with"]
     assert build["tags"] == "${{ steps.%s.outputs.tags }}" % meta["id"]
     assert build["labels"] == "${{ steps.%s.outputs.labels }}" % meta["id"]
@@ -91,3 +92,14 @@ def test_build_args_exist_in_the_dockerfile(workflow):
     passed = {line.split("=", 1)[0].strip() for line in build["build-args"].splitlines() if line.strip()}
     declared = {name for stage in stages() for name in stage.build_args()}
     assert passed <= declared, passed - declared
+
+
+def test_a_tensorflow_free_variant_is_built_tested_and_tagged_apart(workflow):
+    (job,) = workflow["jobs"].values()
+    variants = {v["backend"]: v["suffix"] for v in job["strategy"]["matrix"]["include"]}
+    assert variants == {"auto": "", "tflite": "-tflite"}
+    for build in (release_build(workflow), step_using(workflow, "docker/build-push-action", push=False)):
+        assert "BACKEND=${{ matrix.backend }}" in build["with"]["build-args"].splitlines()
+        assert "scope=${{ matrix.backend }}" in build["with"]["cache-from"]  # the variants share no cache
+    smoke = next(s for s in steps(workflow) if "/model/predict" in s.get("run", ""))
+    assert '"backend"' in smoke["run"] and "${{ matrix.backend }}" in smoke["run"]
