@@ -21,11 +21,16 @@ K8S = ROOT / "k8s"
 KUBERNETES_VERSION = "1.29.0"
 
 
-@pytest.fixture(scope="module")
-def rendered() -> list[dict]:
-    run = subprocess.run([dev_tool("kubectl"), "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+def render(folder) -> list[dict]:
+    run = subprocess.run([dev_tool("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=["k8s", "k8s/tflite"])
+def rendered(request) -> list[dict]:
+    """Both entry points: the default (TensorFlow) image and the TensorFlow-free one."""
+    return render(ROOT / request.param)
 
 
 def one(rendered: list[dict], kind: str) -> dict:
@@ -59,9 +64,26 @@ def quantity_bytes(value: str) -> int:
 
 
 def test_kustomization_lists_every_manifest():
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    on_disk = {p.name for p in (K8S / "base").glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == on_disk
+
+
+def test_the_tflite_variant_differs_only_in_image_and_memory():
+    default, tflite = render(K8S), render(K8S / "tflite")
+    (a,) = [d for d in default if d["kind"] == "Deployment"]
+    (b,) = [d for d in tflite if d["kind"] == "Deployment"]
+    image_a, image_b = a["spec"]["template"]["spec"]["containers"][0]["image"], b["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image_b == image_a.replace(":latest", ":latest-tflite") != image_a
+    mem_a, mem_b = (d["spec"]["template"]["spec"]["containers"][0]["resources"] for d in (a, b))
+    # measured peaks (k8s/tflite/kustomization.yaml): 0.73 GiB for the LiteRT worker, 1.38 GiB for TensorFlow's
+    assert quantity_bytes(mem_b["limits"]["memory"]) < quantity_bytes(mem_a["limits"]["memory"])
+    assert quantity_bytes(mem_b["limits"]["memory"]) >= 733 * 2**20 * 1.3
+    scrub = copy.deepcopy(b)
+    scrub["spec"]["template"]["spec"]["containers"][0]["image"] = image_a
+    scrub["spec"]["template"]["spec"]["containers"][0]["resources"] = mem_a
+    assert scrub == a
+    assert [d for d in default if d["kind"] != "Deployment"] == [d for d in tflite if d["kind"] != "Deployment"]
 
 
 def test_every_object_matches_the_kubernetes_schema(rendered):
