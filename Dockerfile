@@ -5,32 +5,22 @@
 #   docker build --build-arg MODEL_URL=https://.../model.tar.gz --build-arg MODEL_SHA256=<hex> -t object-detector .
 #   docker build --build-arg BACKEND=tflite -t object-detector:tflite .     # LiteRT only, no TensorFlow
 #
-# The builder stage downloads the model through the project's verified fetcher, so a checksum
+# The model stage downloads the model through the project's verified fetcher, so a checksum
 # mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
 # Build args end up in the image's ENV and history: never put credentials in MODEL_URL here.
 
-FROM python:3.11-slim AS builder
+# Stage 1, on the machine that builds (never emulated): the model, fetched and verified, and for
+# BACKEND=tflite converted once, so every architecture's image carries the same verified files.
+FROM --platform=$BUILDPLATFORM python:3.11-slim AS model
 
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-# Dependencies first: this layer is reused until requirements.txt changes.
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /src/requirements.txt
-# binutils (builder stage only) strips TensorFlow's two big libraries below. Not version-pinned:
-# the runtime never contains it, and a pin would break when the base image moves to a new Debian.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils \
-    && rm -rf /var/lib/apt/lists/*
-# TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads
-# them. Its libraries ship with their full symbol tables: stripping them saves about 220 MB and
-# changes no code (the dynamic symbols stay).
-RUN pip install --no-cache-dir -r /src/requirements.txt \
-    && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
-    && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
-        /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2
+# The fetcher needs no TensorFlow (numpy and Pillow come with the `core` package).
+RUN python -m venv /opt/venv \
+    && grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
+    && pip install --no-cache-dir -r /src/requirements-tflite.txt
 
 WORKDIR /src
 COPY config.py ./
@@ -44,25 +34,48 @@ ARG BACKEND=auto
 # The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
 # will (config.Settings), so it installs into the directory the runtime looks in. It prints that
 # directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
-# BACKEND=tflite converts a frozen graph to float TFLite here (core.optimize, recorded in the
-# manifest), unless the model already is a .tflite (ssd_mobilenet_v1_quant).
+# BACKEND=tflite converts a frozen graph to float TFLite here (core.optimize, which needs
+# TensorFlow; recorded in the manifest), unless the model already is a .tflite (the int8 one).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && if [ "$BACKEND" = tflite ] && [ -z "$(find "$installed" -name '*.tflite')" ]; then \
-           python -m core.optimize "$installed"; \
+           pip install --no-cache-dir -r /src/requirements.txt && python -m core.optimize "$installed"; \
        fi \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
     && echo "model installed: $(ls /out/models)"
-# BACKEND=tflite: LiteRT serves the model and no worker imports TensorFlow, so the runtime venv
-# is made again without it (about 1.2 GB less). Only after the conversion above, which needs it.
-RUN if [ "$BACKEND" = tflite ]; then \
-        grep -v -i '^tensorflow' /src/requirements.txt > /tmp/requirements-tflite.txt \
-        && rm -rf /opt/venv \
-        && python -m venv /opt/venv \
-        && pip install --no-cache-dir -r /tmp/requirements-tflite.txt; \
-    fi
+
+
+# Stage 2, for the target architecture: the runtime venv. BACKEND=tflite leaves TensorFlow out
+# (LiteRT serves the model and no worker imports TensorFlow): about 1 GB less.
+FROM python:3.11-slim AS deps
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+# binutils (this stage only) strips TensorFlow's two big libraries below. Not version-pinned:
+# the runtime never contains it, and a pin would break when the base image moves to a new Debian.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt /src/requirements.txt
+ARG BACKEND=auto
+# TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads
+# them. Its libraries ship with their full symbol tables: stripping them saves about 220 MB and
+# changes no code (the dynamic symbols stay).
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN python -m venv /opt/venv \
+    && if [ "$BACKEND" = tflite ]; then \
+           grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
+           && pip install --no-cache-dir -r /src/requirements-tflite.txt; \
+       else \
+           pip install --no-cache-dir -r /src/requirements.txt \
+           && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
+           && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
+               /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2; \
+       fi
 
 
 FROM python:3.11-slim AS runtime
@@ -82,7 +95,7 @@ LABEL org.opencontainers.image.title="object-detector" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11-slim"
 
 # The same MODEL* names as the build args: config.Settings derives <ASSETS_DIR>/models/<name>
-# from them, which is where the builder installed the model. HOME=/tmp because the root
+# from them, which is where the model stage installed the model. HOME=/tmp because the root
 # filesystem is read-only in Kubernetes and /tmp is the only writable place.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -99,13 +112,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # A fixed numeric UID so Kubernetes' runAsNonRoot can verify it; no home, no shell, no log entries.
 RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
 
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY app.py config.py gunicorn.conf.py ./
 COPY api/ api/
 COPY core/ core/
 COPY assets/ assets/
-COPY --from=builder /out/models/ assets/models/
+COPY --from=model /out/models/ assets/models/
 
 # Files stay root-owned, so the service user cannot change its own code or model.
 USER 10001:10001

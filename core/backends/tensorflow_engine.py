@@ -57,7 +57,11 @@ def _tf(engine_threads: int):
     (2 intra-op threads, 1 inter-op) in a standalone run, at single-request latency within 7 %
     (README, Performance). 0 leaves TensorFlow's own defaults (all cores for both pools).
     """
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as exc:  # the image built with BACKEND=tflite has no TensorFlow
+        raise ModelLoadError("the tf backend needs TensorFlow, which this installation does not have "
+                             "(an image built with BACKEND=tflite): set BACKEND=tflite") from exc
 
     if engine_threads > 0:
         try:

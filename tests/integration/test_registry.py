@@ -52,16 +52,6 @@ def test_tflite_before_conversion_says_how_to_convert(settings: Settings, ssdlit
         detector_for(unconverted)
 
 
-def test_catalog_backends_are_enforced_and_match_the_formats():
-    """The catalog records which backends each model supports; a frozen graph also runs on
-    tflite once converted, a .tflite never on tf."""
-    from core.catalog import load_catalog
-
-    for entry in load_catalog().entries.values():
-        expected = ("tflite",) if entry.format == "tflite" else ("tf", "tflite")
-        assert entry.backends == expected, entry.name
-
-
 def test_a_backend_the_catalog_does_not_list_is_refused(tmp_path: Path):
     from core.artifacts import ensure_model
     from core.registry import detector_in

@@ -66,7 +66,7 @@ def stages(path: Path = DOCKERFILE) -> list[Stage]:
         keyword, _, rest = line.partition(" ")
         keyword, rest = keyword.upper(), rest.strip()
         if keyword == "FROM":
-            words = rest.split()
+            words = [word for word in rest.split() if not word.startswith("--")]  # --platform=...
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             result.append(Stage(base=words[0], name=name))
         elif result:
@@ -77,6 +77,11 @@ def stages(path: Path = DOCKERFILE) -> list[Stage]:
 def runtime_stage() -> Stage:
     """The last stage: what ``docker build`` produces."""
     return stages()[-1]
+
+
+def stage(name: str) -> Stage:
+    (found,) = [s for s in stages() if s.name == name]
+    return found
 
 
 def exposed_ports() -> list[int]:

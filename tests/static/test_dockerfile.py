@@ -5,7 +5,7 @@ import fnmatch
 import subprocess
 
 from config import Settings
-from tests.static.dockerfile import DOCKERFILE, ROOT, runtime_stage, stages
+from tests.static.dockerfile import DOCKERFILE, ROOT, runtime_stage, stage, stages
 from tests.support.tools import dev_tool
 
 
@@ -26,7 +26,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
 
 
 def test_builder_fetches_the_model_through_the_verified_fetcher():
-    builder = stages()[0]
+    builder = stage("model")
     assert any("python -m core.artifacts fetch" in rest for rest in builder.args("RUN"))
     assert set(builder.build_args()) >= {"MODEL", "MODEL_URL", "MODEL_SHA256"}
 
@@ -43,7 +43,7 @@ def test_model_build_args_become_runtime_env_with_the_settings_defaults():
     runtime = runtime_stage()
     defaults = Settings()
     args = runtime.build_args()
-    assert args["MODEL"] == stages()[0].build_args()["MODEL"] == defaults.model
+    assert args["MODEL"] == stage("model").build_args()["MODEL"] == defaults.model
     env = runtime.env()
     for name in ("MODEL", "MODEL_URL", "MODEL_SHA256"):
         assert env[name] == "${%s}" % name
@@ -93,8 +93,8 @@ def test_runtime_copies_all_service_code_and_the_verified_model():
     sources = {src for words in copies for src in words[:-1]}
     assert _project_code() <= sources | {"assets/"}, "code missing from the image"
     assert "assets/" in sources
-    from_builder = [w for w in runtime_stage().words("COPY") if w[0] == "--from=builder"]
-    assert ["--from=builder", "/out/models/", "assets/models/"] in from_builder
+    from_model = [w for w in runtime_stage().words("COPY") if w[0] == "--from=model"]
+    assert ["--from=model", "/out/models/", "assets/models/"] in from_model
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -107,8 +107,8 @@ def test_dockerignore_keeps_local_state_out_but_not_the_code():
                 if line.strip() and not line.startswith("#")]
     for local in (".git", ".venv", "assets/models/x", "tests", "k8s", "foo/__pycache__"):
         assert _ignored(local, patterns), local
-    for stage in stages():
-        for words in stage.words("COPY"):
+    for each in stages():
+        for words in each.words("COPY"):
             if words[0].startswith("--from"):
                 continue
             for src in words[:-1]:
@@ -116,17 +116,25 @@ def test_dockerignore_keeps_local_state_out_but_not_the_code():
 
 
 def test_backend_build_arg_reaches_the_service_and_tflite_images_drop_tensorflow():
-    """BACKEND=tflite: converted in the builder, runtime venv rebuilt without TensorFlow
+    """BACKEND=tflite: converted once in the model stage, runtime venv without TensorFlow
     (`../shared/tools/container-smoke` with BUILD_ARGS="--build-arg BACKEND=tflite" builds it)."""
-    builder, runtime = stages()[0], runtime_stage()
-    assert builder.build_args()["BACKEND"] == runtime.build_args()["BACKEND"] == Settings().backend
+    model, deps, runtime = stage("model"), stage("deps"), runtime_stage()
+    defaults = {s.build_args()["BACKEND"] for s in (model, deps, runtime)}
+    assert defaults == {Settings().backend}
     assert runtime.env()["BACKEND"] == "${BACKEND}"
-    runs = builder.args("RUN")
-    fetch = next(i for i, rest in enumerate(runs) if "python -m core.artifacts fetch" in rest)
-    assert "python -m core.optimize" in runs[fetch]
-    slim = next(i for i, rest in enumerate(runs) if "requirements-tflite.txt" in rest)
-    assert slim > fetch, "the venv loses TensorFlow only after the conversion that needs it"
-    assert "grep -v -i '^tensorflow'" in runs[slim]
+    fetch = next(rest for rest in model.args("RUN") if "python -m core.artifacts fetch" in rest)
+    assert "python -m core.optimize" in fetch
+    venv = " ".join(deps.args("RUN"))
+    assert "grep -v -i '^tensorflow'" in venv and "requirements-tflite.txt" in venv
     kept = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#") and not line.lower().startswith("tensorflow")]
     assert any(line.startswith("ai-edge-litert==") for line in kept)
+
+
+def test_the_model_is_fetched_and_converted_on_the_build_machine_not_under_emulation():
+    """One conversion for every architecture: the arm64 image carries the bytes the amd64 one was
+    smoke-tested with, and TensorFlow never runs under QEMU."""
+    text = DOCKERFILE.read_text()
+    assert "FROM --platform=$BUILDPLATFORM python:3.11-slim AS model" in text
+    copies = runtime_stage().args("COPY")
+    assert "--from=model /out/models/ assets/models/" in copies and "--from=deps /opt/venv /opt/venv" in copies

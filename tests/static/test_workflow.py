@@ -41,7 +41,8 @@ def test_runs_on_version_tags_only(workflow):
 
 def test_builds_both_architectures_with_buildx_and_qemu(workflow):
     step_using(workflow, "docker/setup-qemu-action")
-    step_using(workflow, "docker/setup-buildx-action")
+    for job in workflow["jobs"].values():  # every job that builds sets up buildx
+        assert any(s.get("uses", "").startswith("docker/setup-buildx-action@") for s in job["steps"])
     build = release_build(workflow)["with"]
     platforms = [p.strip() for p in build["platforms"].split(",")]
     assert {"linux/amd64", "linux/arm64"} <= set(platforms)
@@ -95,11 +96,21 @@ def test_build_args_exist_in_the_dockerfile(workflow):
 
 
 def test_a_tensorflow_free_variant_is_built_tested_and_tagged_apart(workflow):
-    (job,) = workflow["jobs"].values()
-    variants = {v["backend"]: v["suffix"] for v in job["strategy"]["matrix"]["include"]}
+    jobs = workflow["jobs"]
+    assert jobs["smoke"]["strategy"]["matrix"]["backend"] == ["auto", "tflite"]
+    variants = {v["backend"]: v["suffix"] for v in jobs["release"]["strategy"]["matrix"]["include"]}
     assert variants == {"auto": "", "tflite": "-tflite"}
     for build in (release_build(workflow), step_using(workflow, "docker/build-push-action", push=False)):
         assert "BACKEND=${{ matrix.backend }}" in build["with"]["build-args"].splitlines()
-        assert "scope=${{ matrix.backend }}" in build["with"]["cache-from"]  # the variants share no cache
+        for key in ("cache-from", "cache-to"):  # the variants share no cache
+            assert "scope=${{ matrix.backend }}" in build["with"][key]
     smoke = next(s for s in steps(workflow) if "/model/predict" in s.get("run", ""))
     assert '"backend"' in smoke["run"] and "${{ matrix.backend }}" in smoke["run"]
+    assert 'find_spec("tensorflow")' in smoke["run"]
+
+
+def test_nothing_is_pushed_unless_every_variant_passed_its_smoke_test(workflow):
+    jobs = workflow["jobs"]
+    assert jobs["release"]["needs"] == "smoke"
+    assert all(s.get("uses", "").split("@")[0] != "docker/login-action" for s in jobs["smoke"]["steps"])
+    assert release_build(workflow) in jobs["release"]["steps"]

@@ -120,3 +120,11 @@ def test_validate_pin_keeps_every_algorithm():
     pin = {"sha1": "9e4bcdd98f4c6572747679e4ce570de4f03a70e2", "md5": "1be3ed58a65ced5936b1bff3fc09d9b1"}
     assert validate_pin(pin, "x") == pin
     assert load_catalog().get("ssd_mobilenet_v1").files[_V1_GRAPH] == pin
+
+
+def test_catalog_backends_follow_the_formats():
+    """A frozen graph runs on tf and, once core.optimize converted it, on tflite; a .tflite only on
+    tflite (the registry enforces the list: tests/integration/test_registry.py)."""
+    for entry in load_catalog().entries.values():
+        expected = ("tflite",) if entry.format == "tflite" else ("tf", "tflite")
+        assert entry.backends == expected, entry.name

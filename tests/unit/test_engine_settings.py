@@ -16,3 +16,17 @@ def test_usable_cpus_follows_the_affinity_mask_not_the_host(monkeypatch):
     monkeypatch.setattr(config.os, "cpu_count", lambda: 64)
     monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 1})
     assert config.usable_cpus() == 2
+
+
+def test_tf_backend_without_tensorflow_says_what_to_do(monkeypatch, tmp_path):
+    """In the image built with BACKEND=tflite an override to tf fails with a clear load error."""
+    import sys
+
+    import pytest
+
+    from core.backends.tensorflow_engine import TensorFlowEngine
+    from core.errors import ModelLoadError
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now raises ImportError
+    with pytest.raises(ModelLoadError, match="needs TensorFlow.*set BACKEND=tflite"):
+        TensorFlowEngine(tmp_path / "frozen_inference_graph.pb", "frozen_graph")
