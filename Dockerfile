@@ -17,10 +17,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /src/requirements.txt
-# The fetcher needs no TensorFlow (numpy and Pillow come with the `core` package).
+# The fetcher needs no TensorFlow (numpy and Pillow come with the `core` package); the converter
+# does, so BACKEND=tflite adds it here, in its own layer that code changes do not invalidate.
+ARG BACKEND=auto
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN python -m venv /opt/venv \
     && grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
-    && pip install --no-cache-dir -r /src/requirements-tflite.txt
+    && if [ "$BACKEND" = tflite ]; then \
+           pip install --no-cache-dir -r /src/requirements.txt; \
+       else \
+           pip install --no-cache-dir -r /src/requirements-tflite.txt; \
+       fi
 
 WORKDIR /src
 COPY config.py ./
@@ -30,17 +37,15 @@ COPY assets/ assets/
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
-ARG BACKEND=auto
 # The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
 # will (config.Settings), so it installs into the directory the runtime looks in. It prints that
 # directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
 # BACKEND=tflite converts a frozen graph to float TFLite here (core.optimize, which needs
 # TensorFlow; recorded in the manifest), unless the model already is a .tflite (the int8 one).
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && if [ "$BACKEND" = tflite ] && [ -z "$(find "$installed" -name '*.tflite')" ]; then \
-           pip install --no-cache-dir -r /src/requirements.txt && python -m core.optimize "$installed"; \
+           python -m core.optimize "$installed"; \
        fi \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
@@ -54,24 +59,23 @@ FROM python:3.11-slim AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-# binutils (this stage only) strips TensorFlow's two big libraries below. Not version-pinned:
-# the runtime never contains it, and a pin would break when the base image moves to a new Debian.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils \
-    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt /src/requirements.txt
 ARG BACKEND=auto
 # TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads
-# them. Its libraries ship with their full symbol tables: stripping them saves about 220 MB and
-# changes no code (the dynamic symbols stay).
+# them. Its libraries ship with their full symbol tables: stripping them (binutils, in this stage
+# only, which the runtime never contains; not version-pinned, as a pin would break when the base
+# image moves to a new Debian) saves about 220 MB and changes no code (the dynamic symbols stay).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
     && if [ "$BACKEND" = tflite ]; then \
            grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
            && pip install --no-cache-dir -r /src/requirements-tflite.txt; \
        else \
-           pip install --no-cache-dir -r /src/requirements.txt \
+           apt-get update \
+           && apt-get install -y --no-install-recommends binutils \
+           && rm -rf /var/lib/apt/lists/* \
+           && pip install --no-cache-dir -r /src/requirements.txt \
            && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
            && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
                /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2; \

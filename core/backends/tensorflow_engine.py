@@ -59,7 +59,9 @@ def _tf(engine_threads: int):
     """
     try:
         import tensorflow as tf
-    except ImportError as exc:  # the image built with BACKEND=tflite has no TensorFlow
+    except ModuleNotFoundError as exc:  # the image built with BACKEND=tflite has no TensorFlow
+        if exc.name != "tensorflow":
+            raise  # TensorFlow is there but broken: its own message says why
         raise ModelLoadError("the tf backend needs TensorFlow, which this installation does not have "
                              "(an image built with BACKEND=tflite): set BACKEND=tflite") from exc
 
