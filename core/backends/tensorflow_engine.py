@@ -7,8 +7,9 @@ session per request.
 When the graph's preprocessor resizes every image to one fixed size (SSD's
 ``fixed_shape_resizer``), the engine does that resize itself with the graph's own bilinear
 sampling (``core.backends.resize``; identical but for rounding to uint8, at most 0.5 of 255) and
-hands TensorFlow the small image: the graph's own resize then changes nothing, and TensorFlow never holds a float copy of a full-size photo (a 12-megapixel
-upload is 144 MB as float32; four at once pushed a worker past 2 GiB).
+hands TensorFlow the small image: the graph's own resize then changes nothing, and TensorFlow
+never holds a float copy of a full-size photo (a 12-megapixel upload is 144 MB as float32; four
+at once pushed a worker past 2 GiB).
 """
 from __future__ import annotations
 
