@@ -166,7 +166,7 @@ def batching_runs(detector, images: list[bytes], args) -> list[tuple[int, float]
     it takes any batch size."""
     import numpy as np
 
-    threads = Settings(workers=args.workers).effective_engine_threads
+    threads = args.engine_threads
     frames = [np.asarray(detector.decode(data).image.resize((300, 300))) for data in images]
     results = []
     for batch in (1, 4):
@@ -290,7 +290,7 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
            f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average at start {args.load:.1f}); "
            f"Python {platform.python_version()}; images: {len(args.image_files)} photos from {args.images}; "
            f"{args.requests} requests per measurement; server: WORKERS={args.workers} THREADS={args.threads} "
-           f"ENGINE_THREADS=0 (= {max(1, (os.cpu_count() or 1) // args.workers)})"
+           f"ENGINE_THREADS=0 (= {args.engine_threads})"
            + ("; **--quick: smoke run, numbers meaningless**" if args.quick else ""),
            "", "### In-process (decode + resize + network + NMS)", ""]
     rows = [[r.label.split()[0], str(r.concurrency), f"{r.rate:.1f}", f"{1000 / r.rate:.1f}", f"{r.pct(50):.1f}",
@@ -324,8 +324,8 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
                                f"{at4.rate / tf_at4.rate:.2f}"])
     out.append(table(ratios, ["ratio", "value"]))
     if batching:
-        threads = Settings(workers=args.workers).effective_engine_threads
-        out += ["", f"### Micro-batching (TF graph on 300x300 frames, no decoding, {threads} threads calling at once)", ""]
+        out += ["", f"### Micro-batching (TF graph on 300x300 frames, no decoding, {args.engine_threads} threads "
+                "calling at once)", ""]
         out.append(table([[str(b), f"{ms:.1f}"] for b, ms in batching], ["batch", "ms per image"]))
     return "\n".join(out)
 
@@ -359,6 +359,8 @@ def parse_args(argv: list[str] | None):
     if not args.image_files:
         parser.error(f"no .jpg photos in {args.images}")
     args.load = os.getloadavg()[0]
+    # What the server and the in-process engines get from ENGINE_THREADS=0 (CPU affinity ÷ WORKERS).
+    args.engine_threads = Settings(workers=args.workers).effective_engine_threads
     return args
 
 

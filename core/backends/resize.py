@@ -86,3 +86,12 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int], out: np.ndarray) -
     np.rint(top, out=top)
     np.copyto(out, top.reshape(height, width, channels), casting="unsafe")
     return out
+
+
+def resize_into(frame: np.ndarray, size: tuple[int, int], out: np.ndarray) -> None:
+    """Write ``frame`` ``[H,W,C]`` into ``out`` at ``size`` = (width, height): a copy when it already
+    has that size, else :func:`resize_bilinear`. What every fixed-size engine does before the network."""
+    if (frame.shape[1], frame.shape[0]) == size:
+        np.copyto(out, frame)
+    else:
+        resize_bilinear(frame, size, out=out)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.backends.base import RawDetections
-from core.backends.resize import resize_bilinear
+from core.backends.resize import resize_into
 from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class TensorFlowEngine:
             width, height = self.input_size
             small = np.empty((image.shape[0], height, width, image.shape[3]), np.uint8)
             for frame, out in zip(image, small):
-                resize_bilinear(frame, self.input_size, out=out)
+                resize_into(frame, self.input_size, out=out)
             image = small
         out = self._call(self._tf.constant(image))
         if isinstance(out, dict):

@@ -23,7 +23,7 @@ import numpy as np
 
 from config import usable_cpus
 from core.backends.base import RawDetections
-from core.backends.resize import resize_bilinear
+from core.backends.resize import resize_into
 from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class TFLiteEngine:
         interpreter = self._idle.get()  # waits while every interpreter is busy
         try:
             # Resize straight into the interpreter's own input buffer: nothing model-sized is allocated.
-            _fill(interpreter.tensor(self._input)()[0], image[0], self.input_size)
+            resize_into(image[0], self.input_size, out=interpreter.tensor(self._input)()[0])
             interpreter.invoke()
             boxes, classes, scores, count = (interpreter.get_tensor(i) for i in self._outputs)
         finally:
@@ -80,14 +80,6 @@ class TFLiteEngine:
         n = int(count.reshape(-1)[0])
         return RawDetections(boxes=boxes[0, :n], scores=scores[0, :n],
                              classes=classes[0, :n].astype(np.int64) + 1)  # op gives 0-based class index
-
-
-def _fill(buffer: np.ndarray, frame: np.ndarray, size: tuple[int, int]) -> None:
-    """Write ``frame`` ``[H,W,3]`` into the input ``buffer`` at the network's (width, height)."""
-    if (frame.shape[1], frame.shape[0]) == size:
-        np.copyto(buffer, frame)
-    else:
-        resize_bilinear(frame, size, out=buffer)
 
 
 def _describe(interpreter, path: Path) -> tuple[int, tuple[int, ...], tuple[int, int]]:
