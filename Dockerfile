@@ -16,17 +16,17 @@ FROM --platform=$BUILDPLATFORM python:3.11-slim AS model
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /src/requirements.txt
+# The exact versions, with their hashes (make lock): a rebuild installs the same packages.
+COPY requirements.lock requirements-tflite.lock /src/
 # The fetcher needs no TensorFlow (numpy and Pillow come with the `core` package); the converter
 # does, so BACKEND=tflite adds it here, in its own layer that code changes do not invalidate.
 ARG BACKEND=auto
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN python -m venv /opt/venv \
-    && grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
     && if [ "$BACKEND" = tflite ]; then \
-           pip install --no-cache-dir -r /src/requirements.txt; \
+           pip install --no-cache-dir --require-hashes -r /src/requirements.lock; \
        else \
-           pip install --no-cache-dir -r /src/requirements-tflite.txt; \
+           pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
        fi
 
 WORKDIR /src
@@ -40,12 +40,12 @@ ARG MODEL_SHA256=""
 # The fetcher reads MODEL / MODEL_URL / MODEL_SHA256 from the environment exactly as the service
 # will (config.Settings), so it installs into the directory the runtime looks in. It prints that
 # directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
-# BACKEND=tflite converts a frozen graph to float TFLite here (core.optimize, which needs
+# BACKEND=tflite converts a frozen graph to float TFLite here (`python -m core optimize`, which needs
 # TensorFlow; recorded in the manifest), unless the model already is a .tflite (the int8 one).
-RUN installed="$(python -m core.artifacts fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
+RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && if [ "$BACKEND" = tflite ] && [ -z "$(find "$installed" -name '*.tflite')" ]; then \
-           python -m core.optimize "$installed"; \
+           python -m core optimize "$installed"; \
        fi \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
@@ -59,7 +59,7 @@ FROM python:3.11-slim AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /src/requirements.txt
+COPY requirements.lock requirements-tflite.lock /src/
 ARG BACKEND=auto
 # TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads
 # them. Its libraries ship with their full symbol tables: stripping them (binutils, in this stage
@@ -69,13 +69,12 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
     && if [ "$BACKEND" = tflite ]; then \
-           grep -v -i '^tensorflow' /src/requirements.txt > /src/requirements-tflite.txt \
-           && pip install --no-cache-dir -r /src/requirements-tflite.txt; \
+           pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
        else \
            apt-get update \
            && apt-get install -y --no-install-recommends binutils \
            && rm -rf /var/lib/apt/lists/* \
-           && pip install --no-cache-dir -r /src/requirements.txt \
+           && pip install --no-cache-dir --require-hashes -r /src/requirements.lock \
            && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
            && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
                /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2; \

@@ -12,7 +12,7 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test fetch chromium bench clean
+.PHONY: run test test-fast lint lock fetch chromium bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 ## fetch: download and verify the model named by MODEL (or MODEL_URL + MODEL_SHA256)
 fetch: $(VENV)/.runtime
-	$(PY) -m core.artifacts fetch
+	$(PY) -m core fetch
 
 ## run: serve the model with gunicorn on $$PORT (default 5000)
 run: fetch
@@ -40,10 +40,30 @@ chromium:
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-## test: the whole suite, against the real model from ../shared
-test: $(VENV)/.dev chromium
-	MODEL_URL="$${MODEL_URL:-$(TEST_MODEL_URL)}" MODEL_SHA256="$${MODEL_SHA256:-$(TEST_MODEL_SHA256)}" \
-		$(PY) -m pytest
+TEST_ENV = MODEL_URL="$${MODEL_URL:-$(TEST_MODEL_URL)}" MODEL_SHA256="$${MODEL_SHA256:-$(TEST_MODEL_SHA256)}"
+
+## test: lint, types, the architecture contract, then the whole suite against the real model from ../shared
+test: lint chromium
+	$(TEST_ENV) $(PY) -m pytest
+
+## test-fast: the edit-test loop: everything but the tests marked slow (servers, browser, load)
+test-fast: $(VENV)/.dev
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" -q
+
+## lint: ruff (lint and format), mypy and the import contract (pyproject.toml)
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+## lock: re-resolve the exact versions the Docker image installs (with hashes) from requirements.txt:
+## requirements.lock for the TensorFlow image, requirements-tflite.lock for the LiteRT-only one
+LOCK = $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --no-header --no-annotate --quiet
+lock: $(VENV)/.runtime
+	$(PY) -m pip install --quiet uv==0.13.9
+	$(LOCK) requirements.txt -o requirements.lock
+	grep -v -i '^tensorflow' requirements.txt | $(LOCK) - -o requirements-tflite.lock
 
 ## bench: the benchmark table (README, Performance)
 bench: $(VENV)/.runtime

@@ -3,18 +3,20 @@
 gunicorn calls ``app:create_app()`` in each worker after forking (see ``gunicorn.conf.py``),
 so every worker loads its own model and nothing TensorFlow-related crosses a fork.
 """
+
 from __future__ import annotations
 
 import logging
 
 from flask import Flask
 
-from api import cors, create_api, metrics, request_log, security
+from api import create_api
+from api.middleware import cors, metrics, request_log, security
 from config import Settings
 from core.errors import ModelLoadError
-from core.model import ModelWrapper
-from core.registry import detector_for
-from core.serving import ModelHolder
+from core.model.wrapper import ModelWrapper
+from core.serving.factory import detector
+from core.serving.holder import ModelHolder
 
 log = logging.getLogger("app")
 
@@ -22,14 +24,20 @@ log = logging.getLogger("app")
 def build_model(settings: Settings) -> ModelWrapper:
     """The model the settings name, located now: a missing model fails the start with one clear line."""
     try:
-        return detector_for(settings)
+        return detector(
+            settings.source,
+            settings.models_dir,
+            backend=settings.backend,
+            engine_threads=settings.effective_engine_threads,
+        )
     except ModelLoadError as exc:  # the message names the directory and the command that fills it
         log.error("cannot start: %s", exc)
         raise
 
 
-def create_app(settings: Settings | None = None, model: ModelWrapper | None = None,
-               background_load: bool = True) -> Flask:
+def create_app(
+    settings: Settings | None = None, model: ModelWrapper | None = None, background_load: bool = True
+) -> Flask:
     """Build the app. Tests pass a loaded ``model``; gunicorn passes nothing."""
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -39,8 +47,9 @@ def create_app(settings: Settings | None = None, model: ModelWrapper | None = No
         RESTX_MASK_SWAGGER=False,
         ERROR_404_HELP=False,
     )
-    holder = ModelHolder(model or build_model(settings), on_ready=metrics.model_loaded,
-                         wait_seconds=settings.load_wait_seconds)
+    holder = ModelHolder(
+        model or build_model(settings), on_ready=metrics.model_loaded, wait_seconds=settings.load_wait_seconds
+    )
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
     request_log.install(app)  # first: every later hook and error already has a request id
@@ -50,4 +59,3 @@ def create_app(settings: Settings | None = None, model: ModelWrapper | None = No
     create_api(app)
     holder.start(background=background_load)
     return app
-

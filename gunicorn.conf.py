@@ -4,6 +4,7 @@ No ``preload_app``: TensorFlow is not fork-safe, so each worker imports and load
 after the fork. The model loads in a background thread, so the worker heartbeat is never late;
 ``timeout`` still exceeds a cold start by a wide margin.
 """
+
 import os
 import shutil
 import signal

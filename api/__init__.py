@@ -1,31 +1,22 @@
-"""The REST API (flask-restx): one module per resource, all under the ``/model`` namespace
-(MAX's paths) plus ``/health``. Swagger UI is at ``/`` and the spec at ``/swagger.json``."""
+"""The HTTP layer (flask-restx), by concern: ``max`` (MAX's ``/model`` API), ``health`` (probes),
+``middleware`` (request log, CORS, API key, metrics), ``webapp`` (the browser app), and the
+shared ``forms``, ``errors`` (the one error-to-status table) and ``context``. Swagger UI is at
+``/`` and the spec at ``/swagger.json``."""
+
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_restx import Api
 
-from config import Settings
-from core.serving import ModelHolder
+from api import errors, health, webapp
+from api.max import annotate, labels, metadata, predict
+from api.middleware.security import SecuredApi
 
 API_VERSION = "1.0"
 
 
-def holder() -> ModelHolder:
-    """The current worker's model holder."""
-    return current_app.extensions["model_holder"]
-
-
-def settings() -> Settings:
-    """The settings the app was built with."""
-    return current_app.extensions["settings"]
-
-
 def create_api(app: Flask) -> Api:
     """Build the API and attach every resource module to ``app``."""
-    from api import annotate, errors, health, labels, metadata, predict, webapp
-    from api.security import SecuredApi
-
     api = SecuredApi(
         app,
         version=API_VERSION,

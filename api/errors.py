@@ -2,6 +2,7 @@
 
 Every error a client can see is ``{"status": "error", "message": "..."}``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,7 +72,10 @@ def http_headers(exc: Exception) -> dict[str, str]:
 
 def error_model(api: Api):
     """Swagger schema of the error body, shared by every resource."""
-    return api.model("Error", {
-        "status": fields.String(required=True, enum=["error"], example="error"),
-        "message": fields.String(required=True, example="threshold must be a number in [0, 1]"),
-    })
+    return api.model(
+        "Error",
+        {
+            "status": fields.String(required=True, enum=["error"], example="error"),
+            "message": fields.String(required=True, example="threshold must be a number in [0, 1]"),
+        },
+    )

@@ -3,18 +3,22 @@
 Liveness only says the process answers; readiness says the model is loaded and warmed up,
 so traffic is sent to a worker only when it can serve it.
 """
+
 from __future__ import annotations
 
 from flask_restx import Api, Namespace, Resource, fields
 
-from api import holder
+from api.context import holder
 
 
 def register(api: Api, ns: Namespace) -> None:
-    status = api.model("Health", {
-        "status": fields.String(required=True, enum=["ok", "loading", "failed"], example="ok"),
-        "message": fields.String(description="why the model is not ready"),
-    })
+    status = api.model(
+        "Health",
+        {
+            "status": fields.String(required=True, enum=["ok", "loading", "failed"], example="ok"),
+            "message": fields.String(description="why the model is not ready"),
+        },
+    )
 
     @ns.route("/live")
     class Live(Resource):

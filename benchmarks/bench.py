@@ -3,7 +3,7 @@
     python benchmarks/bench.py                 # full run on ../shared (about a minute)
     python benchmarks/bench.py --quick         # smoke run: tiny counts, int8 model only
 
-Per backend (tf = frozen graph on TensorFlow, tflite-float = ``core.optimize`` output on LiteRT,
+Per backend (tf = frozen graph on TensorFlow, tflite-float = ``python -m core optimize`` output on LiteRT,
 tflite-int8 = the official quantized model on LiteRT) it measures:
 
 * in-process: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
@@ -18,6 +18,7 @@ All servers run side by side and the backends take turns in short bursts, so the
 processes falls on each alike. It prints one markdown report (date, CPU, cores, ratios).
 Numbers on a shared machine are noisy: compare the ratios within one run. Not a test: nothing here asserts a speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,18 +79,19 @@ def cpu_model() -> str:
 def install(archive: Path, assets: Path) -> Settings:
     """Install a local archive through the real fetcher; the returned settings name it."""
     from config import Settings
-    from core.artifacts import ensure_model
-    from core.integrity import hash_file
+    from core.artifacts.install import ensure_model
+    from core.artifacts.integrity import hash_file
 
-    settings = Settings(model_url=archive.resolve().as_uri(), model_sha256=hash_file(archive)["sha256"],
-                        assets_dir=assets)
-    ensure_model(settings, show_progress=False)
+    settings = Settings(
+        model_url=archive.resolve().as_uri(), model_sha256=hash_file(archive)["sha256"], assets_dir=assets
+    )
+    ensure_model(settings.source, settings.models_dir, show_progress=False)
     return settings
 
 
 def prepare_models(args, work: Path) -> dict[str, Settings]:
     """Settings per backend, models installed and verified; the float model is converted and
-    recorded in the manifest exactly as ``python -m core.optimize`` does for the service."""
+    recorded in the manifest exactly as ``python -m core optimize`` does for the service."""
     assets = work / "assets"
     models: dict[str, Settings] = {}
     if "tflite-int8" in args.backends:
@@ -101,10 +103,14 @@ def prepare_models(args, work: Path) -> dict[str, Settings]:
         if "tflite-float" in args.backends:
             # A subprocess, as a user runs it; it also keeps TensorFlow uninitialised here, so the
             # in-process TF engine below gets the service's thread settings.
-            done = subprocess.run([sys.executable, "-m", "core.optimize", str(ssdlite.model_dir)], cwd=ROOT,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "core", "optimize", str(ssdlite.model_dir)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
-                raise RuntimeError(f"python -m core.optimize failed:\n{done.stderr[-3000:]}")
+                raise RuntimeError(f"python -m core optimize failed:\n{done.stderr[-3000:]}")
             models["tflite-float"] = replace(ssdlite, backend="tflite")
     return models
 
@@ -131,8 +137,9 @@ def merged(label: str, concurrency: int, bursts: list[Run]) -> Run:
     return Run(label, concurrency, [t for r in bursts for t in r.latencies], sum(r.wall for r in bursts))
 
 
-def measure(detectors: dict, servers: dict[str, "Server"], images: list[bytes],
-            bodies: list[tuple[bytes, str]], args) -> tuple[dict[str, list[Run]], dict[str, list[Run]]]:
+def measure(
+    detectors: dict, servers: dict[str, Server], images: list[bytes], bodies: list[tuple[bytes, str]], args
+) -> tuple[dict[str, list[Run]], dict[str, list[Run]]]:
     """In-process and HTTP runs for every backend, taking turns in ``ROUNDS`` short bursts.
 
     In-process means the detector the service would build from the same settings, in this
@@ -146,12 +153,18 @@ def measure(detectors: dict, servers: dict[str, "Server"], images: list[bytes],
     for _ in range(rounds):
         for backend, detector in detectors.items():
             for concurrency in (1, 4):
-                bursts.setdefault((backend, "raw", concurrency), []).append(timed_requests(
-                    f"{backend} raw", concurrency, per_round,
-                    lambda i, d=detector: d.detect(images[i % len(images)], 0.5)))
+                bursts.setdefault((backend, "raw", concurrency), []).append(
+                    timed_requests(
+                        f"{backend} raw",
+                        concurrency,
+                        per_round,
+                        lambda i, d=detector: d.detect(images[i % len(images)], 0.5),
+                    )
+                )
             for clients in args.clients:
                 bursts.setdefault((backend, "http", clients), []).append(
-                    timed_requests(f"{backend} http", clients, per_round, posters[backend]))
+                    timed_requests(f"{backend} http", clients, per_round, posters[backend])
+                )
     raw: dict[str, list[Run]] = {b: [] for b in detectors}
     http: dict[str, list[Run]] = {b: [] for b in detectors}
     for (backend, kind, concurrency), done in bursts.items():
@@ -173,7 +186,7 @@ def batching_runs(detector, images: list[bytes], args) -> list[tuple[int, float]
         stack = np.stack([frames[i % len(frames)] for i in range(batch)])
         detector.predict(stack)
         calls = max(2, args.requests // batch)
-        run = timed_requests("batch", threads, calls, lambda i: detector.predict(stack))
+        run = timed_requests("batch", threads, calls, lambda i, stack=stack: detector.predict(stack))
         results.append((batch, run.wall * 1000 / (calls * batch)))
     return results
 
@@ -186,10 +199,16 @@ def free_port() -> int:
 
 def multipart(data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="image.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + (
-        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="threshold"\r\n\r\n0.5\r\n--{boundary}--\r\n'
-    ).encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="image.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="threshold"\r\n\r\n0.5\r\n--{boundary}--\r\n'
+        ).encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -198,16 +217,28 @@ class Server:
 
     def __init__(self, backend: str, settings: Settings, work: Path, args) -> None:
         self.port = free_port()
-        env = {**os.environ, "PORT": str(self.port), "ASSETS_DIR": str(settings.assets_dir),
-               "MODEL_URL": str(settings.model_url), "MODEL_SHA256": str(settings.model_sha256),
-               "BACKEND": settings.backend, "WORKERS": str(args.workers), "THREADS": str(args.threads),
-               "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "ASSETS_DIR": str(settings.assets_dir),
+            "MODEL_URL": str(settings.model_url),
+            "MODEL_SHA256": str(settings.model_sha256),
+            "BACKEND": settings.backend,
+            "WORKERS": str(args.workers),
+            "THREADS": str(args.threads),
+            "LOG_LEVEL": "WARNING",
+        }
         env.pop("ENGINE_THREADS", None)
         self.log = (work / f"gunicorn-{backend}.log").open("wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 120) -> float:
         """Seconds from spawn to the first 200 from /health/ready."""
@@ -256,7 +287,7 @@ class Server:
         self.log.close()
 
 
-def poster(server: "Server", bodies: list[tuple[bytes, str]]):
+def poster(server: Server, bodies: list[tuple[bytes, str]]):
     """A request function for ``timed_requests``: one keep-alive connection per client thread."""
     local = threading.local()
 
@@ -285,20 +316,44 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
-    out = [f"## Benchmark {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-           "",
-           f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average at start {args.load:.1f}); "
-           f"Python {platform.python_version()}; images: {len(args.image_files)} photos from {args.images}; "
-           f"{args.requests} requests per measurement; server: WORKERS={args.workers} THREADS={args.threads} "
-           f"ENGINE_THREADS=0 (= {args.engine_threads})"
-           + ("; **--quick: smoke run, numbers meaningless**" if args.quick else ""),
-           "", "### In-process (decode + resize + network + NMS)", ""]
-    rows = [[r.label.split()[0], str(r.concurrency), f"{r.rate:.1f}", f"{1000 / r.rate:.1f}", f"{r.pct(50):.1f}",
-             f"{r.pct(95):.1f}"] for runs in raw.values() for r in runs]
+    out = [
+        f"## Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average at start {args.load:.1f}); "
+        f"Python {platform.python_version()}; images: {len(args.image_files)} photos from {args.images}; "
+        f"{args.requests} requests per measurement; server: WORKERS={args.workers} THREADS={args.threads} "
+        f"ENGINE_THREADS=0 (= {args.engine_threads})"
+        + ("; **--quick: smoke run, numbers meaningless**" if args.quick else ""),
+        "",
+        "### In-process (decode + resize + network + NMS)",
+        "",
+    ]
+    rows = [
+        [
+            r.label.split()[0],
+            str(r.concurrency),
+            f"{r.rate:.1f}",
+            f"{1000 / r.rate:.1f}",
+            f"{r.pct(50):.1f}",
+            f"{r.pct(95):.1f}",
+        ]
+        for runs in raw.values()
+        for r in runs
+    ]
     out.append(table(rows, ["backend", "threads", "images/s", "ms/image", "p50 ms", "p95 ms"]))
     out += ["", "### HTTP through gunicorn (loopback, keep-alive clients)", ""]
-    rows = [[r.label.split()[0], str(r.concurrency), f"{r.rate:.1f}", f"{r.pct(50):.1f}", f"{r.pct(95):.1f}",
-             f"{r.pct(99):.1f}"] for runs in http.values() for r in runs]
+    rows = [
+        [
+            r.label.split()[0],
+            str(r.concurrency),
+            f"{r.rate:.1f}",
+            f"{r.pct(50):.1f}",
+            f"{r.pct(95):.1f}",
+            f"{r.pct(99):.1f}",
+        ]
+        for runs in http.values()
+        for r in runs
+    ]
     out.append(table(rows, ["backend", "clients", "requests/s", "p50 ms", "p95 ms", "p99 ms"]))
     out += ["", "### Worker process", ""]
     rows = [[b, f"{s['cold']:.2f}", f"{s['rss']:.0f}", f"{s['hwm']:.0f}"] for b, s in servers.items()]
@@ -320,12 +375,17 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
         for backend in ("tflite-float", "tflite-int8"):
             if backend in http:
                 at4 = next((r for r in http[backend] if r.concurrency == 4), http[backend][-1])
-                ratios.append([f"{backend} / tf, HTTP requests/s @{at4.concurrency} clients",
-                               f"{at4.rate / tf_at4.rate:.2f}"])
+                ratios.append(
+                    [f"{backend} / tf, HTTP requests/s @{at4.concurrency} clients", f"{at4.rate / tf_at4.rate:.2f}"]
+                )
     out.append(table(ratios, ["ratio", "value"]))
     if batching:
-        out += ["", f"### Micro-batching (TF graph on 300x300 frames, no decoding, {args.engine_threads} threads "
-                "calling at once)", ""]
+        out += [
+            "",
+            f"### Micro-batching (TF graph on 300x300 frames, no decoding, {args.engine_threads} threads "
+            "calling at once)",
+            "",
+        ]
         out.append(table([[str(b), f"{ms:.1f}"] for b, ms in batching], ["batch", "ms per image"]))
     return "\n".join(out)
 
@@ -333,12 +393,21 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of JPEG photos")
-    parser.add_argument("--ssdlite", type=Path, default=SHARED / "models" / "ssdlite_mobilenet_v2_coco.tar.gz",
-                        help="archive of an SSD frozen-graph model (.tar.gz)")
-    parser.add_argument("--quant", type=Path,
-                        default=SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip",
-                        help="archive of an int8 TFLite SSD model (.zip)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS))
+    parser.add_argument(
+        "--ssdlite",
+        type=Path,
+        default=SHARED / "models" / "ssdlite_mobilenet_v2_coco.tar.gz",
+        help="archive of an SSD frozen-graph model (.tar.gz)",
+    )
+    parser.add_argument(
+        "--quant",
+        type=Path,
+        default=SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip",
+        help="archive of an int8 TFLite SSD model (.zip)",
+    )
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS)
+    )
     parser.add_argument("--requests", type=int, default=60, help="requests per measurement")
     parser.add_argument("--clients", default="1,2,4,8", help="HTTP client counts")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn WORKERS")
@@ -378,9 +447,9 @@ def main(argv: list[str] | None = None) -> int:
             for backend in args.backends:  # one at a time, so each cold start has the machine
                 servers[backend] = Server(backend, models[backend], work, args)
                 workers[backend] = {"cold": servers[backend].wait_ready()}
-            from core.registry import detector_for
+            from app import build_model
 
-            detectors = {b: detector_for(replace(s, workers=args.workers)).load() for b, s in models.items()}
+            detectors = {b: build_model(replace(s, workers=args.workers)).load() for b, s in models.items()}
             raw, http = measure(detectors, servers, images, bodies, args)
             for backend, server in servers.items():
                 workers[backend]["rss"], workers[backend]["hwm"] = server.memory_mb()

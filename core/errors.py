@@ -1,9 +1,15 @@
-"""Exceptions the framework raises. ``api/errors.py`` maps each to an HTTP status, in one place."""
+"""Exceptions the framework raises, under one root. ``api/errors.py`` maps them to HTTP statuses.
+
+Every error here carries a message that is safe to show a user. The supply chain's errors
+(``core.artifacts``) and the settings' ``config.ConfigError`` derive from the same root, so a
+caller that turns any failure into one clear line catches :class:`DetectorError` (and ``OSError``).
+"""
+
 from __future__ import annotations
 
 
 class DetectorError(Exception):
-    """Base class: every error here carries a message that is safe to show a client."""
+    """The root of every error the framework raises on purpose."""
 
 
 class InvalidInput(DetectorError):
@@ -20,3 +26,11 @@ class ModelNotReady(DetectorError):
 
 class ModelLoadError(DetectorError):
     """Model files are missing, unverified or not in a format we can load."""
+
+
+class ArtifactError(DetectorError):
+    """The fetcher refused or failed to download, verify or install model files."""
+
+
+class CatalogError(DetectorError, ValueError):
+    """The catalog file is malformed, or a requested model is not in it."""

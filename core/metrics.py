@@ -3,6 +3,7 @@
 prometheus-client keeps them in process memory, or in ``PROMETHEUS_MULTIPROC_DIR`` when gunicorn
 runs several workers; ``api/metrics.py`` exposes them.
 """
+
 from __future__ import annotations
 
 from prometheus_client import Histogram

@@ -7,6 +7,7 @@
 Prints one line per detection (or the full JSON with --json). On an error the server's
 message is printed and the exit code is 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,22 @@ def multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     ]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
-                 f"Content-Type: {mime}\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
+        f"Content-Type: {mime}\r\n\r\n".encode()
+        + path.read_bytes()
+        + b"\r\n"
+    )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def post(url: str, path: Path, fields: dict[str, str]) -> tuple[bytes, str | None]:
     """POST the image; returns the body and the server's processing time. Raises on HTTP errors."""
     body, content_type = multipart(path, fields)
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"the service URL must start with http:// or https://, got {url!r}")
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})  # noqa: S310 - checked above
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - checked above
         return response.read(), response.headers.get("X-Processing-Time-Ms")
 
 
@@ -45,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path)
     parser.add_argument("--url", default="http://127.0.0.1:5000", help="service base URL")
     parser.add_argument("--threshold", default="0.5", help="minimum score in [0, 1] (default 0.5)")
-    parser.add_argument("--annotate", type=Path, metavar="OUT",
-                        help="save the picture with boxes drawn in (PNG if OUT ends in .png, else JPEG)")
+    parser.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="save the picture with boxes drawn in (PNG if OUT ends in .png, else JPEG)",
+    )
     parser.add_argument("--json", action="store_true", help="print the service's JSON answer as is")
     args = parser.parse_args(argv)
 

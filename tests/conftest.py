@@ -3,6 +3,7 @@
 The real-model tests must run in CI: when the model archive is missing and ``CI=true`` they
 fail loudly instead of skipping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,10 +52,11 @@ def model_pin() -> tuple[str, str]:
 def ssdlite_dir(test_assets: Path) -> Path:
     """The SSDLite model installed through the real fetcher (file:// URL + sha256)."""
     from config import Settings
-    from core.artifacts import ensure_model
+    from core.artifacts.install import ensure_model
 
     url, sha256 = model_pin()
-    return ensure_model(Settings(model_url=url, model_sha256=sha256, assets_dir=test_assets))
+    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=test_assets)
+    return ensure_model(settings.source, settings.models_dir)
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +72,13 @@ def settings(test_assets: Path):
     from config import Settings
 
     url, sha256 = model_pin()
-    return Settings(model_url=url, model_sha256=sha256, assets_dir=test_assets,
-                    max_upload_bytes=2 * 1024 * 1024, max_image_pixels=30_000_000)
+    return Settings(
+        model_url=url,
+        model_sha256=sha256,
+        assets_dir=test_assets,
+        max_upload_bytes=2 * 1024 * 1024,
+        max_image_pixels=30_000_000,
+    )
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ A form field generated as an empty list is sent as no field at all, so the serve
 request without it and rightly accepts it; schemathesis would still call that "schema-violating
 data accepted". Such cases repeat the "field absent" cases, so dropping them loses nothing.
 """
+
 from __future__ import annotations
 
 import schemathesis

@@ -2,12 +2,17 @@
 
 No speed is asserted: CI machines are shared. This only keeps ``benchmarks/bench.py`` working.
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import IMAGES, QUANT_ARCHIVE, ROOT, require
+
+pytestmark = [pytest.mark.slow]
 
 
 def test_quick_benchmark_prints_the_report(tmp_path):
@@ -16,7 +21,10 @@ def test_quick_benchmark_prints_the_report(tmp_path):
     output = tmp_path / "bench.md"
     result = subprocess.run(
         [sys.executable, "benchmarks/bench.py", "--quick", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout

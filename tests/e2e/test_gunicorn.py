@@ -1,4 +1,5 @@
 """The real gunicorn server, started from gunicorn.conf.py on a free port, over real HTTP."""
+
 from __future__ import annotations
 
 import http.client
@@ -13,6 +14,8 @@ import pytest
 from tests.conftest import image_bytes, model_pin
 from tests.support.server import GunicornServer, model_env
 
+pytestmark = [pytest.mark.slow]
+
 
 def get(url: str) -> tuple[int, dict]:
     try:
@@ -24,13 +27,20 @@ def get(url: str) -> tuple[int, dict]:
 
 def post_image(url: str, data: bytes, threshold: str | None = None) -> tuple[int, dict]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n'
-             f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    ]
     if threshold is not None:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="threshold"\r\n\r\n{threshold}\r\n'.encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="threshold"\r\n\r\n{threshold}\r\n'.encode()
+        )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -56,8 +66,12 @@ def announce_oversized_body(base: str, size: int) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def server(ssdlite_dir: Path, tmp_path_factory):
-    env = {**model_env(ssdlite_dir.parent.parent, *model_pin()),
-           "WORKERS": "1", "THREADS": "2", "MAX_UPLOAD_BYTES": "1048576"}
+    env = {
+        **model_env(ssdlite_dir.parent.parent, *model_pin()),
+        "WORKERS": "1",
+        "THREADS": "2",
+        "MAX_UPLOAD_BYTES": "1048576",
+    }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     with GunicornServer(env, log) as gunicorn:
         gunicorn.wait_ready(timeout=120)
@@ -65,7 +79,7 @@ def server(ssdlite_dir: Path, tmp_path_factory):
 
 
 def test_real_server_serves_max_api(server):
-    base, log = server
+    base, _ = server
     status, body = get(base + "/model/metadata")
     assert status == 200 and body["type"] == "Object Detection"
     status, body = post_image(base + "/model/predict", image_bytes("baby-bear.jpg"))

@@ -9,6 +9,7 @@ cannot say "a decodable image", so random bytes rightly get a 400 (which is docu
 The CLI runs in a subprocess (its pytest plugin does not support this pytest); the server runs in
 this process, so its request log shows what schemathesis really sent: multipart uploads included.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,28 +22,54 @@ import pytest
 from tests.conftest import ROOT
 from tests.support.server import serve_app
 
+pytestmark = [pytest.mark.slow]
+
 MAX_EXAMPLES = 50
 KEY = "fuzz-key-0123456789abcdef"
 
 
 @pytest.mark.parametrize("api_key", [None, KEY], ids=["open", "api-key"])
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(settings, detector, request_records, tmp_path, api_key) -> None:
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(
+    settings, detector, request_records, tmp_path, api_key
+) -> None:
     from app import create_app
 
     app = create_app(replace(settings, api_key=api_key), model=detector)
     auth = ["--header", f"X-API-Key: {KEY}"] if api_key else []
     with serve_app(app) as url:
         result = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/swagger.json",
-             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-             "--max-examples", str(MAX_EXAMPLES), "--seed", "20261121", "--workers", "1",
-             "--request-timeout", "60", "--no-color", *auth],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{url}/swagger.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--seed",
+                "20261121",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "60",
+                "--no-color",
+                *auth,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
             env={**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks"},
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert all(r.fields["status"] < 500 for r in request_records)
-    predict_log = [r.fields for r in request_records if r.fields["path"] == "/model/predict" and r.fields["method"] == "POST"]
+    predict_log = [
+        r.fields for r in request_records if r.fields["path"] == "/model/predict" and r.fields["method"] == "POST"
+    ]
     uploads = [f for f in predict_log if f.get("image_bytes", 0) > 0]
     assert uploads, "schemathesis never sent an image file"
     assert any(f["status"] == 200 for f in uploads), "no generated upload was a decodable image"

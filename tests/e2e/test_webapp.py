@@ -3,6 +3,7 @@
 Needs Debian's ``chromium`` package (``apt-get install -y chromium``) and Playwright for Python;
 Playwright's own browser downloads are never used. Screenshots go to ``test-output/webapp/``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,18 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.conftest import IMAGES, ROOT, require
 from tests.support.server import serve_app
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 OUTPUT = ROOT / "test-output" / "webapp"
 
 
@@ -76,9 +86,12 @@ def box_position(page: Page, label: str) -> tuple[float, float, float, float]:
     """Where the overlay drew ``label``'s box, as fractions of the displayed image (ymin, xmin, ymax, xmax)."""
     img = page.locator("#photo").bounding_box()
     rect = page.locator(f'#overlay rect.box[data-label="{label}"]').first.bounding_box()
-    return ((rect["y"] - img["y"]) / img["height"], (rect["x"] - img["x"]) / img["width"],
-            (rect["y"] + rect["height"] - img["y"]) / img["height"],
-            (rect["x"] + rect["width"] - img["x"]) / img["width"])
+    return (
+        (rect["y"] - img["y"]) / img["height"],
+        (rect["x"] - img["x"]) / img["width"],
+        (rect["y"] + rect["height"] - img["y"]) / img["height"],
+        (rect["x"] + rect["width"] - img["x"]) / img["width"],
+    )
 
 
 def assert_drawn_where_the_api_says(page: Page, predictions: list[dict], label: str) -> None:
@@ -171,8 +184,9 @@ def test_exif_rotated_photo_is_shown_upright_with_boxes_in_place(page, tmp_path)
 
     body = upload(page, path)
     expect(page.locator("#detections")).to_contain_text("teddy bear")
-    natural = page.evaluate("() => [document.getElementById('photo').naturalWidth, "
-                            "document.getElementById('photo').naturalHeight]")
+    natural = page.evaluate(
+        "() => [document.getElementById('photo').naturalWidth, document.getElementById('photo').naturalHeight]"
+    )
     assert tuple(natural) == upright.size  # displayed upright, as the API's boxes assume
     img = page.locator("#photo").bounding_box()
     assert img["width"] > img["height"]
@@ -197,7 +211,8 @@ def _file_transfer(page: Page, path: Path):
             transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
             return transfer;
         }""",
-        [base64.b64encode(path.read_bytes()).decode(), path.name])
+        [base64.b64encode(path.read_bytes()).decode(), path.name],
+    )
 
 
 def test_drop_and_paste_send_the_picture(page):

@@ -1,13 +1,15 @@
 """Fixtures for the fetcher tests: the real model archives in ../shared and a loopback server."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.conftest import SHARED, require
 from tests.support.httpserver import LoopbackServer
+
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:

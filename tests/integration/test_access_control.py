@@ -1,4 +1,5 @@
 """CORS allowlist, the optional API key and the security headers, on the real app and model."""
+
 from __future__ import annotations
 
 import io
@@ -20,18 +21,28 @@ def make_client(settings, detector):
 
 
 def predict(client, **headers):
-    return client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")},
-                       headers=headers)
+    return client.post(
+        "/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")}, headers=headers
+    )
 
 
 # --- API key ------------------------------------------------------------------------------------
+
 
 def test_without_a_configured_key_predict_is_open(client) -> None:
     assert predict(client).status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong-key-0123456789"}, {"X-API-Key": KEY[:-1]},
-                                     {"Authorization": f"Basic {KEY}"}, {"Authorization": "Bearer "}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": "wrong-key-0123456789"},
+        {"X-API-Key": KEY[:-1]},
+        {"Authorization": f"Basic {KEY}"},
+        {"Authorization": "Bearer "},
+    ],
+)
 def test_missing_or_wrong_key_gets_401_json(make_client, headers) -> None:
     response = predict(make_client(api_key=KEY), **headers)
     assert response.status_code == 401
@@ -40,8 +51,9 @@ def test_missing_or_wrong_key_gets_401_json(make_client, headers) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("headers", [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"},
-                                     {"Authorization": f"bearer {KEY}"}])
+@pytest.mark.parametrize(
+    "headers", [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"bearer {KEY}"}]
+)
 def test_right_key_in_either_header_is_accepted(make_client, headers) -> None:
     response = predict(make_client(api_key=KEY), **headers)
     assert response.status_code == 200
@@ -51,7 +63,8 @@ def test_right_key_in_either_header_is_accepted(make_client, headers) -> None:
 def test_key_is_checked_before_the_body_is_read(make_client, settings) -> None:
     """An unauthenticated client cannot make the server parse a big upload."""
     response = make_client(api_key=KEY).post(
-        "/model/predict", data={"image": (io.BytesIO(b"x" * (settings.max_upload_bytes + 1)), "big.jpg")})
+        "/model/predict", data={"image": (io.BytesIO(b"x" * (settings.max_upload_bytes + 1)), "big.jpg")}
+    )
     assert response.status_code == 401
 
 
@@ -64,8 +77,9 @@ def test_other_spellings_of_the_path_do_not_skip_the_key(make_client, path) -> N
         assert predict(client).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/model/metadata", "/model/labels", "/metrics",
-                                  "/swagger.json"])
+@pytest.mark.parametrize(
+    "path", ["/health/live", "/health/ready", "/model/metadata", "/model/labels", "/metrics", "/swagger.json"]
+)
 def test_probes_metadata_labels_and_metrics_stay_open(make_client, path) -> None:
     assert make_client(api_key=KEY).get(path).status_code == 200
 
@@ -82,6 +96,7 @@ def test_swagger_documents_the_key_only_when_configured(client, make_client) -> 
 
 # --- CORS ---------------------------------------------------------------------------------------
 
+
 def test_cors_is_off_by_default(client) -> None:
     response = client.get("/model/labels", headers={"Origin": ORIGIN})
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -91,9 +106,14 @@ def test_cors_is_off_by_default(client) -> None:
 
 def test_allowed_origin_gets_cors_headers_and_a_preflight(make_client) -> None:
     client = make_client(cors_origins=(ORIGIN,), api_key=KEY)
-    preflight = client.options("/model/predict", headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "x-api-key, content-type"})
+    preflight = client.options(
+        "/model/predict",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type",
+        },
+    )
     assert preflight.status_code == 204  # no key needed: browsers send none on a preflight
     assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
@@ -110,14 +130,19 @@ def test_other_origins_get_no_cors_headers(make_client) -> None:
     for origin in ("https://evil.example.com", "https://app.example.com.evil.com", "null"):
         response = client.get("/model/labels", headers={"Origin": origin})
         assert "Access-Control-Allow-Origin" not in response.headers
-        preflight = client.options("/model/predict", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+        preflight = client.options(
+            "/model/predict", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
         assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
 # --- security headers ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [("get", "/model/labels"), ("get", "/nope"), ("get", "/"),
-                                          ("post", "/model/predict"), ("get", "/metrics")])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("get", "/model/labels"), ("get", "/nope"), ("get", "/"), ("post", "/model/predict"), ("get", "/metrics")],
+)
 def test_every_response_carries_the_security_headers(client, method, path) -> None:
     headers = getattr(client, method)(path).headers
     assert headers["X-Content-Type-Options"] == "nosniff"

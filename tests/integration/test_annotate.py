@@ -1,22 +1,30 @@
 """``POST /model/annotate`` with the real model, through Flask's test client."""
+
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.annotate import label_colour
+from core.model.annotate import label_colour
 from tests.conftest import image_bytes
 
 
 def annotate(client, data: bytes, name="photo.jpg", headers=None, **fields):
-    return client.post("/model/annotate", data={"image": (io.BytesIO(data), name), **fields},
-                       content_type="multipart/form-data", headers=headers or {})
+    return client.post(
+        "/model/annotate",
+        data={"image": (io.BytesIO(data), name), **fields},
+        content_type="multipart/form-data",
+        headers=headers or {},
+    )
 
 
 def predictions(client, data: bytes, threshold: str) -> list[dict]:
-    r = client.post("/model/predict", data={"image": (io.BytesIO(data), "x.jpg"), "threshold": threshold},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/model/predict",
+        data={"image": (io.BytesIO(data), "x.jpg"), "threshold": threshold},
+        content_type="multipart/form-data",
+    )
     return r.get_json()["predictions"]
 
 
@@ -43,14 +51,14 @@ def test_png_answer_is_the_input_with_boxes_drawn_where_the_api_says(client):
         ymin, xmin, ymax, xmax = p["detection_box"]
         top, bottom = round(ymin * (h - 1)), round(ymax * (h - 1))
         left = round(xmin * (w - 1))
-        edge = drawn[top + 5: bottom - 5, left]  # the box's left edge, below its label
+        edge = drawn[top + 5 : bottom - 5, left]  # the box's left edge, below its label
         assert np.all(edge == label_colour(int(p["label_id"]))), p["label"]
         # Inside the box, away from its outline and label, the photo is untouched (PNG is lossless).
-        inner = changed[top + h // 10: bottom - 10, left + 10: round(xmax * (w - 1)) - 10]
+        inner = changed[top + h // 10 : bottom - 10, left + 10 : round(xmax * (w - 1)) - 10]
         assert inner.size and not inner.any()
     # Nothing is drawn below the lowest box.
     lowest = max(round(p["detection_box"][2] * (h - 1)) for p in boxes)
-    assert not changed[lowest + 3:].any()
+    assert not changed[lowest + 3 :].any()
 
 
 def test_jpeg_is_the_default_and_differs_inside_a_detected_box(client):
@@ -96,12 +104,15 @@ def test_exif_rotated_photo_is_answered_upright(client):
         assert out.size == upright.size != stored.size
 
 
-@pytest.mark.parametrize("data, fields, headers, fragment", [
-    (b"hello, not a picture", {}, {}, "not an image"),
-    (b"hello, not a picture", {}, {"Accept": "image/png"}, "not an image"),
-    (None, {"format": "gif"}, {}, "format must be jpeg or png"),
-    (None, {"threshold": "2"}, {}, "threshold must be a number"),
-])
+@pytest.mark.parametrize(
+    "data, fields, headers, fragment",
+    [
+        (b"hello, not a picture", {}, {}, "not an image"),
+        (b"hello, not a picture", {}, {"Accept": "image/png"}, "not an image"),
+        (None, {"format": "gif"}, {}, "format must be jpeg or png"),
+        (None, {"threshold": "2"}, {}, "threshold must be a number"),
+    ],
+)
 def test_errors_are_json_400(client, data, fields, headers, fragment):
     r = annotate(client, image_bytes("dog.jpg") if data is None else data, headers=headers, **fields)
     assert r.status_code == 400 and r.mimetype == "application/json", r.data[:200]

@@ -1,4 +1,5 @@
 """The MAX-compatible REST API with the real model, through Flask's test client."""
+
 from __future__ import annotations
 
 import io
@@ -61,22 +62,28 @@ def test_default_threshold_is_0_7_and_threshold_filters(client):
     assert default == [p for p in low if p["probability"] >= 0.7]
 
 
-@pytest.mark.parametrize("fields, fragment", [
-    ({"threshold": "abc"}, "threshold must be a number"),
-    ({"threshold": "NaN"}, "threshold must be a number"),
-    ({"threshold": "-1"}, "threshold must be a number"),
-    ({"threshold": "2"}, "threshold must be a number"),
-    ({"threshold": "inf"}, "threshold must be a number"),
-])
+@pytest.mark.parametrize(
+    "fields, fragment",
+    [
+        ({"threshold": "abc"}, "threshold must be a number"),
+        ({"threshold": "NaN"}, "threshold must be a number"),
+        ({"threshold": "-1"}, "threshold must be a number"),
+        ({"threshold": "2"}, "threshold must be a number"),
+        ({"threshold": "inf"}, "threshold must be a number"),
+    ],
+)
 def test_bad_threshold_is_400(client, fields, fragment):
     assert_error(post(client, upload(**fields)), 400, fragment)
 
 
-@pytest.mark.parametrize("data, fragment", [
-    (b"", "empty"),
-    (b"this is text, not a picture", "not an image"),
-    (b"\xff\xd8\xff\xe0" + b"\0" * 100, "not an image"),  # a JPEG signature and nothing else
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"", "empty"),
+        (b"this is text, not a picture", "not an image"),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 100, "not an image"),  # a JPEG signature and nothing else
+    ],
+)
 def test_bad_images_are_400(client, data, fragment):
     assert_error(post(client, upload("bad.jpg", data=data)), 400, fragment)
 
@@ -135,10 +142,10 @@ def test_swagger_documents_every_parameter_response_and_error(client):
 
 def test_model_that_fails_to_load_is_not_ready_never_500(settings, tmp_path):
     from app import create_app
-    from core import make_detector
+    from core import detector_at
 
     (tmp_path / "frozen_inference_graph.pb").write_bytes(b"corrupt")
-    app = create_app(settings, model=make_detector(tmp_path), background_load=False)
+    app = create_app(settings, model=detector_at(tmp_path), background_load=False)
     c = app.test_client()
     ready = c.get("/health/ready")
     assert ready.status_code == 503 and ready.get_json()["status"] == "failed"

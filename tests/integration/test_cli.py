@@ -1,4 +1,5 @@
 """``python -m core predict`` with the real model: JSON lines, failures, annotated copies, one decode."""
+
 import json
 import shutil
 import subprocess
@@ -8,8 +9,9 @@ import pytest
 from PIL import Image
 
 import core.cli
-import core.images
-import core.model
+import core.cli.predict
+import core.model.images
+import core.model.wrapper
 from core import ModelLoadError, load_detector
 from tests.conftest import IMAGES, ROOT, require
 from tests.support.models import tampered_copy
@@ -28,8 +30,9 @@ def photos(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", "predict", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "core", "predict", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_folder_with_a_corrupt_file(photos, ssdlite_dir, tmp_path):
@@ -73,22 +76,37 @@ def test_model_by_installed_name_exits_0_and_a_missing_model_exits_2(ssdlite_dir
 
 def test_two_models_share_one_decode_per_image(detector, photos, monkeypatch, capsys):
     calls = []
-    real_decode = core.images.decode_image
+    real_decode = core.model.images.decode_image
 
     def counting_decode(*args, **kwargs):
         calls.append(args[0][:4])
         return real_decode(*args, **kwargs)
 
-    for module in (core.images, core.model, core.cli):
+    for module in (core.model.images, core.model.wrapper, core.cli.predict):
         monkeypatch.setattr(module, "decode_image", counting_decode)
     # Two catalog names, both standing for the session's loaded detector (no second TF load).
-    monkeypatch.setattr(core.cli, "load_detector", lambda name, **kw: detector)
-    code = core.cli.main(["predict", str(photos / "dog.jpg"), str(photos / "sub"),
-                          "--model", "first", "--model", "second", "--threshold", "0.5"])
+    monkeypatch.setattr(core.cli.predict, "load_detector", lambda name, **kw: detector)
+    code = core.cli.main(
+        [
+            "predict",
+            str(photos / "dog.jpg"),
+            str(photos / "sub"),
+            "--model",
+            "first",
+            "--model",
+            "second",
+            "--threshold",
+            "0.5",
+        ]
+    )
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["file"].rsplit("/", 1)[-1], line["model"]) for line in lines] == [
-        ("dog.jpg", "first"), ("dog.jpg", "second"), ("baby-bear.jpg", "first"), ("baby-bear.jpg", "second")]
+        ("dog.jpg", "first"),
+        ("dog.jpg", "second"),
+        ("baby-bear.jpg", "first"),
+        ("baby-bear.jpg", "second"),
+    ]
     assert lines[0]["predictions"] == lines[1]["predictions"]
     assert len(calls) == 2  # one decode per image, not per image and model
 

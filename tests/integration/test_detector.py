@@ -1,4 +1,5 @@
 """The real SSDLite model from ../shared through the Python API (no HTTP)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,11 +31,14 @@ def test_baby_bear_has_person_and_teddy_bear_as_max_asserts(detector):
     assert found.get(88, 0) >= 0.9, found
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("dog-human.jpg", {"person", "dog"}),
-    ("giraffe.jpg", {"giraffe"}),
-    ("dog.jpg", {"dog", "bicycle"}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("dog-human.jpg", {"person", "dog"}),
+        ("giraffe.jpg", {"giraffe"}),
+        ("dog.jpg", {"dog", "bicycle"}),
+    ],
+)
 def test_real_photos(detector, name, expected):
     assert expected <= labels(detector.detect(image_bytes(name), threshold=0.5))
 
@@ -66,7 +70,7 @@ def test_frozen_graph_and_saved_model_agree(detector, ssdlite_dir: Path):
         decoded = detector.decode(image_bytes(name))
         a, b = detector.detect(decoded, 0.3), saved.detect(decoded, 0.3)
         assert [d.label_id for d in a] == [d.label_id for d in b]
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             assert x.score == pytest.approx(y.score, abs=1e-4)
             assert x.box == pytest.approx(y.box, abs=1e-4)
 
@@ -109,8 +113,8 @@ ENGINE_THREADS_PROBE = """
 import json, sys
 from concurrent.futures import ThreadPoolExecutor
 import tensorflow as tf
-from core.ssd_mobilenet import make_detector
-detector = make_detector(sys.argv[1], fmt="frozen_graph", engine_threads=2).load()
+from core import detector_at
+detector = detector_at(sys.argv[1], fmt="frozen_graph", engine_threads=2).load()
 photos = [open(p, "rb").read() for p in sys.argv[2:]] * 2
 serial = [detector.predict_json(p, 0.5) for p in photos]
 with ThreadPoolExecutor(4) as pool:
@@ -127,8 +131,13 @@ def test_tf_engine_runs_its_threads_as_single_core_inferences(ssdlite_dir: Path)
     answers. A fresh process, because TensorFlow takes thread settings only before its first op.
     (That this setup is faster is measured by benchmarks/bench.py, not asserted here.)"""
     photos = [str(IMAGES / n) for n in ("baby-bear.jpg", "dog-human.jpg", "giraffe.jpg")]
-    done = subprocess.run([sys.executable, "-c", ENGINE_THREADS_PROBE, str(ssdlite_dir), *photos],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", ENGINE_THREADS_PROBE, str(ssdlite_dir), *photos],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"intra": 1, "inter": 2, "same": True, "found": result["found"]} and result["found"] >= 6

@@ -7,6 +7,7 @@ the same size, and only the decoding differs. (Feeding the full-size decode stra
 model is no reference: TF's non-anti-aliased resize from 3000 px to 300 aliases, and moves small
 boxes more than ``draft`` does.)
 """
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,7 @@ import io
 import pytest
 from PIL import Image
 
-from core.images import DecodedImage, decode_image
+from core.model.images import DecodedImage, decode_image
 from tests.conftest import IMAGES, require
 from tests.integration.test_optimized_parity import PHOTOS, unmatched
 

@@ -4,6 +4,7 @@ is a valid image, and the service answers a normal request afterwards.
 Most go through the Flask test client with the real model; a few go through a real HTTP server,
 where body size limits and multipart parsing meet an actual socket.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,13 +25,17 @@ THRESHOLD = "0.5"
 
 # --- generated files ---------------------------------------------------------------------------
 
+
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -67,6 +72,7 @@ def exif_rotated_jpeg() -> bytes:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def post(client, data: bytes, filename: str = "upload.jpg", **form):
     response = client.post("/model/predict", data={"image": (io.BytesIO(data), filename), **form})
     return response.status_code, response.get_json()
@@ -84,8 +90,9 @@ def assert_same_objects(got: list[dict], expected: list[dict], min_iou: float = 
     """Every expected detection is found again: same label, box overlapping by ``min_iou``."""
     assert expected, "the reference image should have detections"
     for want in expected:
-        best = max((iou(want["detection_box"], p["detection_box"]) for p in got if p["label"] == want["label"]),
-                   default=0.0)
+        best = max(
+            (iou(want["detection_box"], p["detection_box"]) for p in got if p["label"] == want["label"]), default=0.0
+        )
         assert best >= min_iou, f"{want['label']} box not found again (best IoU {best:.2f}) in {got}"
 
 
@@ -112,6 +119,7 @@ def reference(detector) -> list[dict]:
 
 # --- images the service must refuse -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("width, height", [(50_000, 50_000), (10_000, 5_000)])
 def test_png_declaring_too_many_pixels_is_refused_before_decoding(serves_afterwards, width, height) -> None:
     data = png_declaring(width, height)
@@ -119,17 +127,21 @@ def test_png_declaring_too_many_pixels_is_refused_before_decoding(serves_afterwa
     assert_error(*post(serves_afterwards, data, "bomb.png"), 400, "pixels")
 
 
-@pytest.mark.parametrize("name, data", [
-    ("truncated.jpg", lambda: image_bytes("dog.jpg")[:20_000]),
-    ("random.jpg", lambda: os.urandom(50_000)),
-    ("empty.jpg", lambda: b""),
-    ("text.jpg", lambda: b"GIF89a but not really a GIF"),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("truncated.jpg", lambda: image_bytes("dog.jpg")[:20_000]),
+        ("random.jpg", lambda: os.urandom(50_000)),
+        ("empty.jpg", lambda: b""),
+        ("text.jpg", lambda: b"GIF89a but not really a GIF"),
+    ],
+)
 def test_broken_or_fake_images_get_400(serves_afterwards, name, data) -> None:
     assert_error(*post(serves_afterwards, data(), name), 400)
 
 
 # --- odd but valid images: the right answer ---------------------------------------------------
+
 
 def test_16_bit_grayscale_png_is_analysed_like_its_8_bit_version(serves_afterwards) -> None:
     assert Image.open(io.BytesIO(grayscale_16bit_png())).mode.startswith("I;16")
@@ -160,13 +172,15 @@ def test_exif_rotated_jpeg_boxes_follow_the_upright_image(serves_afterwards, ref
 
 
 def test_filename_with_unicode_and_path_separators_is_just_a_name(serves_afterwards, reference) -> None:
-    status, body = post(serves_afterwards, image_bytes("baby-bear.jpg"), "../../etc/ours\u00e9\u4e2d\\..\\bear.jpg",
-                        threshold=THRESHOLD)
+    status, body = post(
+        serves_afterwards, image_bytes("baby-bear.jpg"), "../../etc/ours\u00e9\u4e2d\\..\\bear.jpg", threshold=THRESHOLD
+    )
     assert status == 200
     assert_same_objects(body["predictions"], reference, min_iou=0.99)
 
 
 # --- malformed requests -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("threshold", ["NaN", "nan", "-1", "2", "abc", "inf", "1e400", "", " "])
 def test_bad_thresholds_get_400(serves_afterwards, threshold) -> None:
@@ -174,14 +188,16 @@ def test_bad_thresholds_get_400(serves_afterwards, threshold) -> None:
 
 
 def test_threshold_sent_twice_gets_400(serves_afterwards) -> None:
-    response = serves_afterwards.post("/model/predict", data={
-        "image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "threshold": ["0.5", "0.9"]})
+    response = serves_afterwards.post(
+        "/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "threshold": ["0.5", "0.9"]}
+    )
     assert_error(response.status_code, response.get_json(), 400, "once")
 
 
 def test_misspelt_field_gets_400_instead_of_being_ignored(serves_afterwards) -> None:
-    response = serves_afterwards.post("/model/predict", data={
-        "image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "treshold": "0.9"})
+    response = serves_afterwards.post(
+        "/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), "treshold": "0.9"}
+    )
     assert_error(response.status_code, response.get_json(), 400, "'treshold'")
 
 
@@ -192,8 +208,9 @@ def test_wrong_field_name_gets_400(serves_afterwards) -> None:
 
 def test_two_images_get_400(serves_afterwards) -> None:
     data = image_bytes("dog.jpg")
-    response = serves_afterwards.post("/model/predict", data={"image": [(io.BytesIO(data), "a.jpg"),
-                                                                        (io.BytesIO(data), "b.jpg")]})
+    response = serves_afterwards.post(
+        "/model/predict", data={"image": [(io.BytesIO(data), "a.jpg"), (io.BytesIO(data), "b.jpg")]}
+    )
     assert_error(response.status_code, response.get_json(), 400, "exactly one")
 
 
@@ -209,6 +226,7 @@ def test_body_over_the_limit_gets_413(serves_afterwards, settings) -> None:
 
 # --- the same through a real HTTP server ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server_url(settings, detector):
     from app import create_app
@@ -217,12 +235,15 @@ def server_url(settings, detector):
         yield url
 
 
-@pytest.mark.parametrize("files, form, expected", [
-    ({"image": ("bomb.png", png_declaring(50_000, 50_000))}, {}, 400),
-    ({"image": ("empty.jpg", b"")}, {}, 400),
-    ({"file": ("dog.jpg", b"\xff\xd8\xff")}, {}, 400),
-    ({"image": ("dog.jpg", b"\xff\xd8\xff")}, {"threshold": "NaN"}, 400),
-])
+@pytest.mark.parametrize(
+    "files, form, expected",
+    [
+        ({"image": ("bomb.png", png_declaring(50_000, 50_000))}, {}, 400),
+        ({"image": ("empty.jpg", b"")}, {}, 400),
+        ({"file": ("dog.jpg", b"\xff\xd8\xff")}, {}, 400),
+        ({"image": ("dog.jpg", b"\xff\xd8\xff")}, {"threshold": "NaN"}, 400),
+    ],
+)
 def test_hostile_requests_over_http(server_url, files, form, expected) -> None:
     response = requests.post(f"{server_url}/model/predict", files=files, data=form, timeout=60)
     assert_error(response.status_code, response.json(), expected)
@@ -231,16 +252,27 @@ def test_hostile_requests_over_http(server_url, files, form, expected) -> None:
 
 def test_oversized_body_over_http_gets_413_and_the_connection_stays_usable(server_url, settings) -> None:
     with requests.Session() as session:
-        response = session.post(f"{server_url}/model/predict",
-                                files={"image": ("huge.jpg", os.urandom(settings.max_upload_bytes * 2))}, timeout=60)
+        response = session.post(
+            f"{server_url}/model/predict",
+            files={"image": ("huge.jpg", os.urandom(settings.max_upload_bytes * 2))},
+            timeout=60,
+        )
         assert_error(response.status_code, response.json(), 413)
-        again = session.post(f"{server_url}/model/predict", files={"image": ("dog.jpg", image_bytes("dog.jpg"))},
-                             data={"threshold": THRESHOLD}, timeout=60)
+        again = session.post(
+            f"{server_url}/model/predict",
+            files={"image": ("dog.jpg", image_bytes("dog.jpg"))},
+            data={"threshold": THRESHOLD},
+            timeout=60,
+        )
     assert again.status_code == 200 and "dog" in {p["label"] for p in again.json()["predictions"]}
 
 
 def test_exif_rotated_jpeg_over_http(server_url, reference) -> None:
-    response = requests.post(f"{server_url}/model/predict", files={"image": ("rotated.jpg", exif_rotated_jpeg())},
-                             data={"threshold": THRESHOLD}, timeout=60)
+    response = requests.post(
+        f"{server_url}/model/predict",
+        files={"image": ("rotated.jpg", exif_rotated_jpeg())},
+        data={"threshold": THRESHOLD},
+        timeout=60,
+    )
     assert response.status_code == 200
     assert_same_objects(response.json()["predictions"], reference)

@@ -1,4 +1,5 @@
 """Request ids, the JSON request log line and the Prometheus metrics, on the real app and model."""
+
 from __future__ import annotations
 
 import io
@@ -8,8 +9,9 @@ from tests.conftest import image_bytes
 
 
 def predict(client, data: bytes, **headers):
-    return client.post("/model/predict", data={"image": (io.BytesIO(data), "x.jpg"), "threshold": "0.5"},
-                       headers=headers)
+    return client.post(
+        "/model/predict", data={"image": (io.BytesIO(data), "x.jpg"), "threshold": "0.5"}, headers=headers
+    )
 
 
 def test_a_safe_incoming_request_id_is_echoed_and_logged(client, request_records) -> None:
@@ -73,8 +75,9 @@ def test_metrics_count_requests_and_inference_by_endpoint_and_status(client) -> 
     assert grew("objdet_http_requests_total", endpoint="/model/predict", method="POST", status="200") == 1
     assert grew("objdet_http_requests_total", endpoint="/model/predict", method="POST", status="400") == 1
     assert grew("objdet_http_requests_total", endpoint="unmatched", method="GET", status="404") == 1
-    assert grew("objdet_http_request_duration_seconds_count", endpoint="/model/predict", method="POST",
-                status="200") == 1
+    assert (
+        grew("objdet_http_request_duration_seconds_count", endpoint="/model/predict", method="POST", status="200") == 1
+    )
     assert grew("objdet_inference_seconds_count") == 1  # the junk upload never reached the model
     assert metric(text, "objdet_model_info", backend="tf") == 1
     assert metric(text, "objdet_model_ready") == 1

@@ -1,8 +1,9 @@
-"""The float TFLite model written by ``core.optimize`` gives the TF model's detections.
+"""The float TFLite model written by ``python -m core optimize`` gives the TF model's detections.
 
 Parity on every photo in ../shared/images at threshold 0.5: the same labels, each TF box matched
 by a float box of the same label with IoU >= 0.9, scores within 0.05.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -13,6 +14,8 @@ import pytest
 from tests.conftest import IMAGES, image_bytes, model_pin
 from tests.integration.test_tflite_backend import assert_serves_without_tensorflow
 
+pytestmark = [pytest.mark.slow]
+
 PHOTOS = sorted(p.name for p in IMAGES.glob("*.jpg")) if IMAGES.is_dir() else ["baby-bear.jpg"]
 
 
@@ -20,28 +23,28 @@ PHOTOS = sorted(p.name for p in IMAGES.glob("*.jpg")) if IMAGES.is_dir() else ["
 def installed(tmp_path_factory):
     """The SSDLite archive installed by the real fetcher into a private assets dir (this module edits it)."""
     from config import Settings
-    from core.artifacts import ensure_model
+    from core.artifacts.install import ensure_model
 
     url, sha256 = model_pin()
     settings = Settings(model_url=url, model_sha256=sha256, assets_dir=tmp_path_factory.mktemp("assets"))
-    ensure_model(settings, show_progress=False)
+    ensure_model(settings.source, settings.models_dir, show_progress=False)
     return settings
 
 
 @pytest.fixture(scope="module")
 def float_settings(installed):
-    """``python -m core.optimize MODEL_DIR`` run on the installed model, then served with BACKEND=tflite."""
-    from core.optimize import main
+    """``python -m core optimize MODEL_DIR`` run on the installed model, then served with BACKEND=tflite."""
+    from core.cli import main
 
-    assert main([str(installed.model_dir)]) == 0
+    assert main(["optimize", str(installed.model_dir)]) == 0
     return replace(installed, backend="tflite")
 
 
 @pytest.fixture(scope="module")
 def float_detector(float_settings):
-    from core.registry import detector_for
+    from app import build_model
 
-    return detector_for(float_settings).load()
+    return build_model(float_settings).load()
 
 
 def iou(a, b) -> float:
@@ -57,8 +60,16 @@ def unmatched(reference, candidate, min_iou: float = 0.9, max_score_gap: float =
     left = list(candidate)
     missing = []
     for ref in reference:
-        match = next((c for c in left if c.label_id == ref.label_id and iou(c.box, ref.box) >= min_iou
-                      and abs(c.score - ref.score) <= max_score_gap), None)
+        match = next(
+            (
+                c
+                for c in left
+                if c.label_id == ref.label_id
+                and iou(c.box, ref.box) >= min_iou
+                and abs(c.score - ref.score) <= max_score_gap
+            ),
+            None,
+        )
         if match is None:
             missing.append(ref)
         else:
@@ -88,20 +99,20 @@ def test_the_float_model_serves_without_tensorflow(float_settings):
 
 
 def test_the_converted_file_is_verified_like_the_fetched_ones(float_settings):
-    from core.artifacts import read_manifest
+    from app import build_model
+    from core.artifacts.manifest import read_manifest
     from core.errors import ModelLoadError
-    from core.registry import detector_for
 
     manifest = read_manifest(float_settings.model_dir)
     converted = [rel for rel in manifest.files if rel.endswith(".tflite")]
     assert len(converted) == 1 and "sha256" in manifest.files[converted[0]]
-    assert detector_for(replace(float_settings, backend="tf")).load().backend == "tf"
+    assert build_model(replace(float_settings, backend="tf")).load().backend == "tf"
     path = float_settings.model_dir / converted[0]
     original = path.read_bytes()
     try:
         path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
         with pytest.raises(ModelLoadError):
-            detector_for(float_settings)
+            build_model(float_settings)
     finally:
         path.write_bytes(original)
 
@@ -109,8 +120,8 @@ def test_the_converted_file_is_verified_like_the_fetched_ones(float_settings):
 def test_non_ssd_graph_is_refused(tmp_path: Path):
     import tensorflow as tf
 
+    from core.artifacts.optimize import convert
     from core.errors import ModelLoadError
-    from core.optimize import convert
 
     graph = tf.Graph()
     with graph.as_default():
@@ -122,7 +133,7 @@ def test_non_ssd_graph_is_refused(tmp_path: Path):
 
 
 def test_the_network_runs_as_one_xnnpack_piece(float_settings):
-    """``AddN`` has no XNNPACK kernel; the converter splits it into adds (see core.optimize)."""
+    """``AddN`` has no XNNPACK kernel; the converter splits it into adds (see core.artifacts.optimize)."""
     from ai_edge_litert.interpreter import Interpreter
 
     (converted,) = float_settings.model_dir.rglob("ssd_float.tflite")
@@ -132,7 +143,7 @@ def test_the_network_runs_as_one_xnnpack_piece(float_settings):
 
 
 def test_optimize_never_writes_over_a_fetched_file(float_settings, capsys):
-    from core.optimize import main
+    from core.artifacts.optimize import main
 
     (graph,) = float_settings.model_dir.rglob("frozen_inference_graph.pb")
     before = graph.read_bytes()

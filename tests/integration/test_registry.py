@@ -1,4 +1,5 @@
-"""The service loads only verified files: detector_for() re-checks the fetcher's manifest."""
+"""The service loads only verified files: build_model() re-checks the fetcher's manifest."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from app import build_model
 from config import Settings
 from core import ModelLoadError
-from core.registry import detector_for
 from tests.conftest import image_bytes
 from tests.support.models import tampered_copy
 
 
 def test_installed_model_loads_with_metadata_from_its_manifest(settings: Settings, ssdlite_dir: Path):
-    detector = detector_for(settings).load()
+    detector = build_model(settings).load()
     info = detector.info.to_json()
     assert info["id"] == settings.model_name
     assert info["version"] == settings.model_sha256[:12]
@@ -23,44 +24,51 @@ def test_installed_model_loads_with_metadata_from_its_manifest(settings: Setting
 
 
 def test_model_that_was_never_fetched_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(ModelLoadError, match="not installed and verified.*core.artifacts fetch"):
-        detector_for(Settings(assets_dir=tmp_path))
+    with pytest.raises(ModelLoadError, match="not installed and verified.*core fetch"):
+        build_model(Settings(assets_dir=tmp_path))
 
 
 def test_tampered_model_file_is_refused(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
     tampered_copy(ssdlite_dir, tmp_path)
     with pytest.raises(ModelLoadError, match="not installed and verified"):
-        detector_for(Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path))
+        build_model(Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path))
 
 
 def test_a_network_file_missing_from_the_manifest_is_refused(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
     copy = tmp_path / "models" / ssdlite_dir.name
     shutil.copytree(ssdlite_dir, copy)
     (copy / "planted.tflite").write_bytes(b"never verified")
-    planted = Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path,
-                       backend="tflite")
+    planted = Settings(
+        model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path, backend="tflite"
+    )
     with pytest.raises(ModelLoadError, match="planted.tflite .* not in its manifest"):
-        detector_for(planted)
+        build_model(planted)
 
 
 def test_tflite_before_conversion_says_how_to_convert(settings: Settings, ssdlite_dir: Path, tmp_path: Path):
     copy = tmp_path / "models" / ssdlite_dir.name
     shutil.copytree(ssdlite_dir, copy)
-    unconverted = Settings(model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path,
-                           backend="tflite")
-    with pytest.raises(ModelLoadError, match=r"no TFLite file yet: run `python -m core.optimize"):
-        detector_for(unconverted)
+    unconverted = Settings(
+        model_url=settings.model_url, model_sha256=settings.model_sha256, assets_dir=tmp_path, backend="tflite"
+    )
+    with pytest.raises(ModelLoadError, match=r"no TFLite file yet: run `python -m core optimize"):
+        build_model(unconverted)
 
 
 def test_a_backend_the_catalog_does_not_list_is_refused(tmp_path: Path):
-    from core.artifacts import ensure_model
-    from core.registry import detector_in
+    from core.artifacts.install import ensure_model
+    from core.artifacts.plan import Source
+    from core.serving.factory import detector
     from tests.conftest import QUANT_ARCHIVE, require
 
     archive = require(QUANT_ARCHIVE)
-    settings = Settings(assets_dir=tmp_path, model_url=archive.as_uri(),
-                        model_sha256="c9a7eaabba654149f996df50ccc387a21063e9c29fb5c53828b35f8e6573c20a")
-    path = ensure_model(settings, mirror_of="ssd_mobilenet_v1_quant", show_progress=False)
+    settings = Settings(
+        assets_dir=tmp_path,
+        model_url=archive.as_uri(),
+        model_sha256="c9a7eaabba654149f996df50ccc387a21063e9c29fb5c53828b35f8e6573c20a",
+    )
+    mirror = Source("ssd_mobilenet_v1_quant", settings.model_url, settings.model_sha256, mirror=True)
+    path = ensure_model(mirror, settings.models_dir, show_progress=False)
     with pytest.raises(ModelLoadError, match="runs on the tflite backend, not tf"):
-        detector_in(path, Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant", backend="tf"))
-    assert detector_in(path, Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant")).load().backend == "tflite"
+        detector(path.name, settings.models_dir, backend="tf")
+    assert detector(path.name, settings.models_dir).load().backend == "tflite"

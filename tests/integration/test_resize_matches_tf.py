@@ -1,10 +1,11 @@
 """The numpy resize the TFLite engine uses gives what the TF graphs' preprocessor computes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.backends.resize import resize_bilinear
+from core.ssd.engines.resize import resize_bilinear
 
 
 @pytest.mark.parametrize("shape", [(476, 640), (1200, 1600), (200, 150), (301, 999), (300, 300)])

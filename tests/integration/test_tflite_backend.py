@@ -1,4 +1,5 @@
 """The TFLite backend serves the official int8 SSD-MobileNet v1 through the real API, without TensorFlow."""
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,8 @@ def test_predict_finds_the_person(quant_client):
 
 
 def test_labels_are_the_coco_map(quant_client):
-    from core.labels import read_label_map
-    from core.ssd_mobilenet import COCO_LABELS
+    from core.model.labels import read_label_map
+    from core.ssd.detector import COCO_LABELS
 
     body = quant_client.get("/model/labels").get_json()
     assert {int(item["id"]): item["name"] for item in body["labels"]} == read_label_map(COCO_LABELS)

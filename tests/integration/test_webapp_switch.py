@@ -1,4 +1,5 @@
 """``/app`` is served, self-contained, and really gone when ``WEBAPP_ENABLED`` is false."""
+
 import dataclasses
 import re
 
@@ -13,6 +14,7 @@ FILES = ("/app", "/app/app.js", "/app/app.css")
 def app_client(settings, detector):
     def make(enabled: bool):
         return create_app(dataclasses.replace(settings, webapp_enabled=enabled), model=detector).test_client()
+
     return make
 
 

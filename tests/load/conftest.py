@@ -1,4 +1,5 @@
 """Fixtures for tests that run the real gunicorn: the environment that serves the installed test model."""
+
 from __future__ import annotations
 
 from pathlib import Path

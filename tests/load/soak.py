@@ -10,6 +10,7 @@ resident memory is read at the end of the warm-up and at the end; the run fails 
 error or on >= 10 % growth.
 ``tests/load/test_soak.py`` runs the same thing for ~25 s in CI.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,7 @@ class RssSampler:
         while not self._stop.wait(1.0) and time.monotonic() < deadline:
             self.samples.append(self.rss())
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -78,8 +79,9 @@ class RssSampler:
         self._thread.join(5)
 
 
-def run_soak(server: GunicornServer, images: list[tuple[str, bytes]], duration: float, warmup: float,
-             clients: int) -> SoakReport:
+def run_soak(
+    server: GunicornServer, images: list[tuple[str, bytes]], duration: float, warmup: float, clients: int
+) -> SoakReport:
     """Warm up for ``warmup`` s, then measure ``duration`` s of ``clients`` concurrent clients."""
     mb = 1024 * 1024
     with Load(server.url, images, clients=clients, max_seconds=warmup + duration + 60) as load:
@@ -96,12 +98,18 @@ def run_soak(server: GunicornServer, images: list[tuple[str, bytes]], duration: 
     errors = sum(not o.ok for o in outcomes)  # warm-up and wind-down included: no error is acceptable
     latencies = [o.seconds * 1000 for o in measured if o.ok]
     return SoakReport(
-        seconds=round(elapsed, 1), clients=clients, requests=len(measured), errors=errors,
+        seconds=round(elapsed, 1),
+        clients=clients,
+        requests=len(measured),
+        errors=errors,
         requests_per_second=round(len(measured) / elapsed, 2),
-        latency_p50_ms=round(percentile(latencies, 0.50), 1), latency_p95_ms=round(percentile(latencies, 0.95), 1),
-        latency_p99_ms=round(percentile(latencies, 0.99), 1), latency_max_ms=round(max(latencies, default=0), 1),
-        rss_after_warmup_mb=round(rss_warm / mb, 1), rss_end_mb=round(rss_end / mb, 1),
-        rss_max_mb=round(max(sampler.samples + [rss_end]) / mb, 1),
+        latency_p50_ms=round(percentile(latencies, 0.50), 1),
+        latency_p95_ms=round(percentile(latencies, 0.95), 1),
+        latency_p99_ms=round(percentile(latencies, 0.99), 1),
+        latency_max_ms=round(max(latencies, default=0), 1),
+        rss_after_warmup_mb=round(rss_warm / mb, 1),
+        rss_end_mb=round(rss_end / mb, 1),
+        rss_max_mb=round(max([*sampler.samples, rss_end]) / mb, 1),
         rss_growth=round((rss_end - rss_warm) / rss_warm, 4),
     )
 
@@ -116,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from config import Settings
-    from core.artifacts import ensure_model
+    from core.artifacts.install import ensure_model
     from tests.conftest import IMAGES, model_pin
     from tests.support.server import model_env
 
     assets = args.assets_dir or Path(tempfile.mkdtemp(prefix="soak-assets-"))
     url, sha256 = model_pin()
-    ensure_model(Settings(model_url=url, model_sha256=sha256, assets_dir=assets))
+    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=assets)
+    ensure_model(settings.source, settings.models_dir)
     env = {**model_env(assets, url, sha256), "WORKERS": str(args.workers)}
     images = read_images([IMAGES / name for name in PHOTOS])
     with GunicornServer(env, assets / "soak-gunicorn.log") as server:

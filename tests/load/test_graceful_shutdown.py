@@ -3,6 +3,7 @@
 The in-flight requests are made deterministic by sending each body in two halves: the first half
 before the signal, the second after it, so the worker is provably in the middle of every request.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -14,9 +15,12 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import image_bytes
 from tests.support.server import HOST, GunicornServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 GRACE_SECONDS = 20
 IN_FLIGHT = 4
@@ -24,8 +28,14 @@ IN_FLIGHT = 4
 
 def multipart(name: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -51,8 +61,11 @@ def refuses_connections(port: int) -> bool:
 
 
 def established_connections(pid: int, port: int) -> int:
-    return sum(1 for c in psutil.Process(pid).net_connections("tcp")
-               if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+    return sum(
+        1
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+    )
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(gunicorn_env, tmp_path: Path) -> None:
@@ -62,8 +75,11 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(gunicorn_en
         server.wait_ready()
         (worker,) = server.worker_pids()
         conns = [start_request(server.port, body, content_type) for _ in range(IN_FLIGHT)]
-        server.wait_until(lambda: established_connections(worker, server.port) >= IN_FLIGHT,
-                          timeout=30, what="the worker to hold every request")
+        server.wait_until(
+            lambda: established_connections(worker, server.port) >= IN_FLIGHT,
+            timeout=30,
+            what="the worker to hold every request",
+        )
 
         signalled = time.monotonic()
         server.signal(signal.SIGTERM)
@@ -71,7 +87,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(gunicorn_en
         assert server.proc.poll() is None, "the master quit before its requests were answered"
 
         for conn in conns:  # now finish every request that was in flight when the signal came
-            conn.send(body[len(body) // 2:])
+            conn.send(body[len(body) // 2 :])
         answers = []
         for conn in conns:
             response = conn.getresponse()

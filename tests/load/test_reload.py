@@ -1,5 +1,6 @@
 """SIGHUP (gunicorn's reload: new workers, old ones retired) keeps the metrics' counts, and the
 metrics directory gunicorn.conf.py made is removed when the master exits."""
+
 from __future__ import annotations
 
 import re
@@ -7,12 +8,17 @@ import signal
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
 
 from tests.conftest import IMAGES, require
 from tests.support.server import GunicornServer
 
-PREDICTED = re.compile(r'^objdet_http_requests_total\{endpoint="/model/predict",method="POST",status="200"\} (\S+)$', re.M)
+pytestmark = [pytest.mark.slow, pytest.mark.load]
+
+PREDICTED = re.compile(
+    r'^objdet_http_requests_total\{endpoint="/model/predict",method="POST",status="200"\} (\S+)$', re.M
+)
 
 
 def predictions_counted(url: str) -> float:
@@ -39,8 +45,11 @@ def test_sighup_reload_keeps_the_request_counts(gunicorn_env, tmp_path: Path) ->
         assert metrics_dir.is_dir()
 
         server.signal(signal.SIGHUP)
-        server.wait_until(lambda: old not in server.worker_pids() and len(server.worker_pids()) == 1,
-                          timeout=60, what="the old worker to be replaced")
+        server.wait_until(
+            lambda: old not in server.worker_pids() and len(server.worker_pids()) == 1,
+            timeout=60,
+            what="the old worker to be replaced",
+        )
         server.wait_ready()
         (new,) = server.worker_pids()
         assert metrics_dir_of(new) == metrics_dir

@@ -1,13 +1,18 @@
 """Short soak in CI (~25 s of 8 clients); ``python -m tests.load.soak`` runs the full 5 minutes."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import IMAGES, require
 from tests.load.soak import MAX_GROWTH, PHOTOS, run_soak
 from tests.support.load import read_images
 from tests.support.server import GunicornServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 def test_short_soak_has_no_errors_and_no_memory_creep(gunicorn_env, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """A missing or corrupt model must never give a server that answers 500: it exits non-zero with a
 clear line, or it stays not-ready and says why."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,12 +11,15 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from config import Settings
-from core.artifacts import ensure_model
+from core.artifacts.install import ensure_model
 from tests.conftest import model_pin
 from tests.support.server import GunicornServer, model_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 def exit_code(server: GunicornServer) -> int:
@@ -36,7 +40,7 @@ def test_missing_model_exits_non_zero_with_one_clear_error_line(tmp_path: Path) 
     assert exit_code(server) != 0
     log = server.log_text()
     (line,) = cannot_start_lines(log)
-    assert str(Settings.from_env(env).model_dir) in line and "python -m core.artifacts fetch" in line
+    assert str(Settings.from_env(env).model_dir) in line and "python -m core fetch" in line
     assert "Worker failed to boot" in log
 
 
@@ -65,11 +69,15 @@ def test_verified_archive_that_is_not_a_model_stays_not_ready_and_predict_gets_5
         tar.addfile(info, io.BytesIO(garbage))
     pin = (archive.as_uri(), hashlib.sha256(archive.read_bytes()).hexdigest())
     env = model_env(tmp_path / "assets", *pin)
-    ensure_model(Settings.from_env(env), show_progress=False)
+    settings = Settings.from_env(env)
+    ensure_model(settings.source, settings.models_dir, show_progress=False)
 
     with GunicornServer(env, tmp_path / "gunicorn.log") as server:
-        server.wait_until(lambda: requests.get(f"{server.url}/health/ready", timeout=5).json()["status"] == "failed",
-                          timeout=120, what="the model load to fail")
+        server.wait_until(
+            lambda: requests.get(f"{server.url}/health/ready", timeout=5).json()["status"] == "failed",
+            timeout=120,
+            what="the model load to fail",
+        )
         ready = requests.get(f"{server.url}/health/ready", timeout=5)
         assert ready.status_code == 503
         assert "frozen_graph" in ready.json()["message"]

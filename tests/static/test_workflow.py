@@ -1,4 +1,5 @@
 """The release workflow cannot run here (no Docker Hub, no GitHub runner): check what it would do."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,11 @@ def steps(workflow: dict) -> list[dict]:
 
 def step_using(workflow: dict, action: str, **with_) -> dict:
     """The one step using ``action`` whose ``with`` has the given values."""
-    found = [s for s in steps(workflow) if s.get("uses", "").split("@")[0] == action
-             and all(s.get("with", {}).get(k) == v for k, v in with_.items())]
+    found = [
+        s
+        for s in steps(workflow)
+        if s.get("uses", "").split("@")[0] == action and all(s.get("with", {}).get(k) == v for k, v in with_.items())
+    ]
     assert len(found) == 1, f"expected one step using {action} with {with_}"
     assert "@" in found[0]["uses"], f"{action} must be pinned to a version"
     return found[0]
@@ -59,8 +63,8 @@ def test_pushes_the_git_tag_and_latest_only_for_releases(workflow):
     flavor = [line.strip() for line in meta["with"]["flavor"].splitlines()]
     assert "latest=false" in flavor and "suffix=${{ matrix.suffix }}" in flavor
     build = release_build(workflow)["with"]
-    assert build["tags"] == "${{ steps.%s.outputs.tags }}" % meta["id"]
-    assert build["labels"] == "${{ steps.%s.outputs.labels }}" % meta["id"]
+    assert build["tags"] == "${{ steps." + meta["id"] + ".outputs.tags }}"
+    assert build["labels"] == "${{ steps." + meta["id"] + ".outputs.labels }}"
 
 
 def test_logs_in_with_the_docker_hub_secrets(workflow):

@@ -1,5 +1,6 @@
 """A loopback HTTP server for download tests: serves registered bodies, counts
 requests per path, and misbehaves on demand (5xx, truncated bodies, stalls, fixed errors)."""
+
 from __future__ import annotations
 
 import threading
@@ -53,7 +54,7 @@ class LoopbackServer:
             self.hits[path] = n
             return n
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         self._thread.start()
         return self
 
@@ -65,7 +66,7 @@ class LoopbackServer:
 
 def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             route = server.routes.get(self.path)
             if route is None:
                 self.send_error(404)

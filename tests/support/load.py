@@ -2,6 +2,7 @@
 
 Bounded twice: clients stop when told, and in any case after ``max_seconds``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,8 +35,15 @@ def read_images(paths: list[Path]) -> list[tuple[str, bytes]]:
 class Load:
     """``clients`` threads, each with its own keep-alive session, posting images round-robin."""
 
-    def __init__(self, url: str, images: list[tuple[str, bytes]], clients: int = 8,
-                 max_seconds: float = 600, timeout: float = 60, threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        images: list[tuple[str, bytes]],
+        clients: int = 8,
+        max_seconds: float = 600,
+        timeout: float = 60,
+        threshold: float = 0.5,
+    ) -> None:
         if not images:
             raise ValueError("need at least one image")
         self.url = f"{url}/model/predict"
@@ -49,7 +57,7 @@ class Load:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         deadline = time.monotonic() + self.max_seconds
         for i in range(self.clients):
             thread = threading.Thread(target=self._client, args=(i, deadline), name=f"load-{i}", daemon=True)
@@ -78,8 +86,12 @@ class Load:
                 name, data = next(images)
                 started = time.monotonic()
                 try:
-                    response = session.post(self.url, files={"image": (name, data)},
-                                            data={"threshold": str(self.threshold)}, timeout=self.timeout)
+                    response = session.post(
+                        self.url,
+                        files={"image": (name, data)},
+                        data={"threshold": str(self.threshold)},
+                        timeout=self.timeout,
+                    )
                     outcome = Outcome(started, time.monotonic() - started, response.status_code)
                 except requests.RequestException as exc:
                     outcome = Outcome(started, time.monotonic() - started, None, f"{type(exc).__name__}: {exc}")

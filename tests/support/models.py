@@ -1,4 +1,5 @@
 """Installed models in states the service must refuse."""
+
 from __future__ import annotations
 
 import shutil

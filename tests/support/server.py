@@ -3,6 +3,7 @@
 Everything binds to 127.0.0.1 on a free port, waits with a deadline, and is stopped by the
 context manager that started it, so no test leaves a server running.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import requests
 from werkzeug.serving import make_server
@@ -61,20 +62,22 @@ class GunicornServer:
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = Path(log_path)
-        self.env = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1",
-                    "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+        self.env = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **env}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "GunicornServer":
+    def start(self) -> GunicornServer:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"{HOST}:{self.port}"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
-    def __enter__(self) -> "GunicornServer":
+    def __enter__(self) -> GunicornServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -114,10 +117,11 @@ class GunicornServer:
     def ready_workers(self) -> int:
         return sum(self.worker_readiness().values())
 
-    def wait_ready(self, workers: int = 1, timeout: float = 180) -> "GunicornServer":
+    def wait_ready(self, workers: int = 1, timeout: float = 180) -> GunicornServer:
         """Wait until ``/health/ready`` answers 200 and ``workers`` workers have their model loaded."""
-        self.wait_until(lambda: requests.get(f"{self.url}/health/ready", timeout=5).status_code == 200,
-                        timeout, "/health/ready")
+        self.wait_until(
+            lambda: requests.get(f"{self.url}/health/ready", timeout=5).status_code == 200, timeout, "/health/ready"
+        )
         if workers > 1:
             self.wait_until(lambda: self.ready_workers() >= workers, timeout, f"{workers} ready workers")
         return self

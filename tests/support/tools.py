@@ -1,4 +1,5 @@
 """Command-line tools the tests run, installed as Python packages by requirements-dev.txt."""
+
 from __future__ import annotations
 
 import sys

@@ -1,12 +1,14 @@
 """Drawing detections into pictures (core/annotate.py), without a model."""
+
 import io
+import itertools
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.annotate import draw_detections, encode, label_colour
-from core.detection import Detection
+from core.model.annotate import draw_detections, encode, label_colour
+from core.model.detection import Detection
 
 
 def grey(w: int, h: int) -> Image.Image:
@@ -18,8 +20,8 @@ def test_colours_are_fixed_per_label_and_differ_between_labels():
     colours = [label_colour(i) for i in range(1, 91)]
     assert len(set(colours)) == 90
     # Neighbouring ids (person 1 / bicycle 2, cat 17 / dog 18) are far apart, not shades of one hue.
-    for a, b in zip(colours, colours[1:]):
-        assert sum(abs(x - y) for x, y in zip(a, b)) > 100, (a, b)
+    for a, b in itertools.pairwise(colours):
+        assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) > 100, (a, b)
 
 
 def test_drawing_returns_a_copy_of_the_same_size_with_the_box_outlined():

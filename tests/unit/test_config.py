@@ -23,19 +23,22 @@ def test_custom_archive_gets_a_name_derived_from_its_pin():
     assert s.port == 8080
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"MODEL_URL": "file:///x.tar.gz"}, "MODEL_URL needs MODEL_SHA256"),
-    ({"MODEL_URL": "file:///x.tar.gz", "MODEL_SHA256": "abc"}, "64 lowercase hex"),
-    ({"MODEL_SHA256": "ab" * 32}, "MODEL_URL is not"),
-    ({"PORT": "http"}, "PORT must be an integer"),
-    ({"PORT": "70000"}, "PORT must be in"),
-    ({"DEFAULT_THRESHOLD": "1.5"}, "DEFAULT_THRESHOLD must be a number in"),
-    ({"DEFAULT_THRESHOLD": "nan"}, "DEFAULT_THRESHOLD must be a number in"),
-    ({"BACKEND": "onnx"}, "BACKEND must be"),
-    ({"WORKERS": "0"}, "WORKERS must be >= 1"),
-    ({"LOG_LEVEL": "loud"}, "not a logging level"),
-    ({"MAX_UPLOAD_BYTES": "10"}, "MAX_UPLOAD_BYTES must be >= 1024"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MODEL_URL": "file:///x.tar.gz"}, "MODEL_URL needs MODEL_SHA256"),
+        ({"MODEL_URL": "file:///x.tar.gz", "MODEL_SHA256": "abc"}, "64 lowercase hex"),
+        ({"MODEL_SHA256": "ab" * 32}, "MODEL_URL is not"),
+        ({"PORT": "http"}, "PORT must be an integer"),
+        ({"PORT": "70000"}, "PORT must be in"),
+        ({"DEFAULT_THRESHOLD": "1.5"}, "DEFAULT_THRESHOLD must be a number in"),
+        ({"DEFAULT_THRESHOLD": "nan"}, "DEFAULT_THRESHOLD must be a number in"),
+        ({"BACKEND": "onnx"}, "BACKEND must be"),
+        ({"WORKERS": "0"}, "WORKERS must be >= 1"),
+        ({"LOG_LEVEL": "loud"}, "not a logging level"),
+        ({"MAX_UPLOAD_BYTES": "10"}, "MAX_UPLOAD_BYTES must be >= 1024"),
+    ],
+)
 def test_bad_values_are_refused_with_the_variable_named(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.from_env(env)

@@ -1,4 +1,5 @@
 """Engine threading comes from configuration, so WORKERS x engine threads fits the cores."""
+
 from __future__ import annotations
 
 import config
@@ -24,8 +25,8 @@ def test_tf_backend_without_tensorflow_says_what_to_do(monkeypatch, tmp_path):
 
     import pytest
 
-    from core.backends.tensorflow_engine import TensorFlowEngine
     from core.errors import ModelLoadError
+    from core.ssd.engines.tensorflow import TensorFlowEngine
 
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now raises ImportError
     with pytest.raises(ModelLoadError, match="needs TensorFlow.*set BACKEND=tflite"):

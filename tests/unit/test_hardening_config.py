@@ -1,4 +1,5 @@
 """The hardening settings: parsed from the environment, validated, and the API key never printed."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,17 @@ def test_cors_origins_are_a_comma_separated_lowercased_list() -> None:
     assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
 
 
-@pytest.mark.parametrize("origin", ["*", "https://example.com/", "example.com", "ftp://example.com",
-                                    "https://example.com/path", "https://exa mple.com"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "https://example.com/",
+        "example.com",
+        "ftp://example.com",
+        "https://example.com/path",
+        "https://exa mple.com",
+    ],
+)
 def test_cors_origins_must_be_bare_origins(origin: str) -> None:
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
         Settings.from_env({"CORS_ORIGINS": origin})

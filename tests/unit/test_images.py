@@ -1,4 +1,5 @@
 """Decoding untrusted bytes: every format and mode the API promises, and every way it must refuse."""
+
 import io
 import struct
 import zlib
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageTooLarge, InvalidInput
-from core.images import decode_image
+from core.model.images import decode_image
 
 LIMIT = 10_000_000
 
@@ -72,10 +73,14 @@ def test_exif_orientation_is_applied(orientation, upright_size):
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares a huge canvas but holds almost no data: a decompression bomb."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 def test_pixel_bomb_is_refused_from_the_header():
@@ -90,12 +95,15 @@ def test_pixel_limit_is_configurable():
         decode_image(encode(gradient(), "PNG"), max_pixels=1000)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"GIF89a but not really", "truncated or corrupt|not an image"),
-    (np.random.default_rng(0).bytes(5000), "not an image"),
-    (b"%PDF-1.4 a document", "not an image"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"GIF89a but not really", "truncated or corrupt|not an image"),
+        (np.random.default_rng(0).bytes(5000), "not an image"),
+        (b"%PDF-1.4 a document", "not an image"),
+    ],
+)
 def test_garbage_is_invalid_input(data, message):
     with pytest.raises(InvalidInput, match=message):
         decode_image(data, LIMIT)

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from core.detection import Detection, clip_box
 from core.errors import ModelLoadError
-from core.labels import read_label_map
-from core.ssd_mobilenet import COCO_LABELS
+from core.model.detection import Detection, clip_box
+from core.model.labels import read_label_map
+from core.ssd.detector import COCO_LABELS
 
 
 def test_coco_label_map_has_80_names_over_ids_1_to_90():
@@ -33,5 +33,9 @@ def test_boxes_are_clipped_to_the_image():
 
 def test_json_form_is_max_compatible():
     d = Detection(18, "dog", 0.93456789, (0.1, 0.2, 0.3, 0.4))
-    assert d.to_json() == {"label_id": "18", "label": "dog", "probability": 0.934568,
-                           "detection_box": [0.1, 0.2, 0.3, 0.4]}
+    assert d.to_json() == {
+        "label_id": "18",
+        "label": "dog",
+        "probability": 0.934568,
+        "detection_box": [0.1, 0.2, 0.3, 0.4],
+    }

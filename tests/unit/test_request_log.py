@@ -1,4 +1,5 @@
 """Request ids and the JSON log format."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from api.request_log import JsonFormatter, request_id_from
+from api.middleware.request_log import JsonFormatter, request_id_from
 
 
 @pytest.mark.parametrize("incoming", ["abc-123", "0f8fad5b-d9cb-469f-a165-70867728950e", "trace:1.2_3", "x" * 128])
@@ -24,10 +25,10 @@ def test_unsafe_or_missing_ids_are_replaced_by_a_uuid(incoming) -> None:
 
 def test_json_formatter_writes_one_parseable_line_with_the_fields() -> None:
     record = logging.LogRecord("request", logging.INFO, __file__, 1, "request", None, None)
-    record.fields = {"request_id": "abc", "status": 200, "path": "/weird\n\"path\""}
+    record.fields = {"request_id": "abc", "status": 200, "path": '/weird\n"path"'}
     line = JsonFormatter().format(record)
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["level"] == "INFO" and entry["logger"] == "request" and entry["message"] == "request"
-    assert entry["request_id"] == "abc" and entry["status"] == 200 and entry["path"] == "/weird\n\"path\""
+    assert entry["request_id"] == "abc" and entry["status"] == 200 and entry["path"] == '/weird\n"path"'
     assert entry["time"].endswith("+00:00")

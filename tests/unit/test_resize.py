@@ -1,9 +1,10 @@
 """The engines' resize follows TF's legacy ResizeBilinear sampling (no half-pixel offset, no anti-aliasing)."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from core.backends.resize import resize_bilinear
+from core.ssd.engines.resize import resize_bilinear
 
 
 def test_upscale_samples_at_x_times_scale_and_clamps_the_edge():
@@ -26,7 +27,7 @@ def test_writes_into_the_given_buffer():
 
 
 def test_very_wide_images_give_the_same_result_and_leave_no_large_buffer():
-    from core.backends import resize
+    from core.ssd.engines import resize
 
     rng = np.random.default_rng(1)
     narrow = rng.integers(0, 256, (40, 1000, 3), dtype=np.uint8)

@@ -1,19 +1,26 @@
 """Model names vs paths, and which files the command line picks up and writes (no model needed)."""
+
 from pathlib import Path
 
 import pytest
 
 from config import Settings
-from core import load_detector
-from core.cli import annotated_path, build_parser, find_images
+from core import is_path, load_detector
+from core.cli import build_parser
+from core.cli.predict import annotated_path, find_images
 from core.errors import ModelLoadError
-from core.resolve import is_path
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("ssd_mobilenet_v1", False), ("custom-6165257e5596", False),
-    ("./ssd_mobilenet_v1", True), ("models/x", True), (Path("x"), True),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("ssd_mobilenet_v1", False),
+        ("custom-6165257e5596", False),
+        ("./ssd_mobilenet_v1", True),
+        ("models/x", True),
+        (Path("x"), True),
+    ],
+)
 def test_paths_and_model_names_are_told_apart(value, expected):
     assert is_path(value) is expected
 
@@ -48,18 +55,24 @@ def test_folders_are_searched_recursively_for_image_extensions(tmp_path):
     missing = tmp_path / "gone.jpg"
     found = find_images([tmp_path, named, missing, tmp_path / "b.JPG"])
     assert [(f.relative_to(tmp_path).as_posix(), rel.as_posix()) for f, rel in found] == [
-        ("b.JPG", "b.JPG"), ("sub/a.png", "sub/a.png"), ("sub/deeper/c.webp", "sub/deeper/c.webp"),
-        ("notes.txt", "notes.txt"), ("gone.jpg", "gone.jpg"),
+        ("b.JPG", "b.JPG"),
+        ("sub/a.png", "sub/a.png"),
+        ("sub/deeper/c.webp", "sub/deeper/c.webp"),
+        ("notes.txt", "notes.txt"),
+        ("gone.jpg", "gone.jpg"),
     ]
 
 
-@pytest.mark.parametrize("rel, tag, expected, fmt", [
-    ("photo.jpg", None, "photo.jpg", "jpeg"),
-    ("a/photo.JPEG", "v2", "a/photo.v2.JPEG", "jpeg"),
-    ("shot.png", None, "shot.png", "png"),
-    ("scan.tif", None, "scan.tif.jpg", "jpeg"),
-    ("scan.tif", "v1", "scan.tif.v1.jpg", "jpeg"),
-])
+@pytest.mark.parametrize(
+    "rel, tag, expected, fmt",
+    [
+        ("photo.jpg", None, "photo.jpg", "jpeg"),
+        ("a/photo.JPEG", "v2", "a/photo.v2.JPEG", "jpeg"),
+        ("shot.png", None, "shot.png", "png"),
+        ("scan.tif", None, "scan.tif.jpg", "jpeg"),
+        ("scan.tif", "v1", "scan.tif.v1.jpg", "jpeg"),
+    ],
+)
 def test_annotated_copies_keep_the_layout_and_never_collide(rel, tag, expected, fmt):
     out = Path("/out")
     assert annotated_path(out, Path(rel), tag) == (out / expected, fmt)

@@ -1,7 +1,8 @@
 """The pure parts of api/security.py: which CSP a path gets, and the key comparison."""
+
 from __future__ import annotations
 
-from api.security import content_security_policy, key_matches
+from api.middleware.security import content_security_policy, key_matches
 
 
 def test_only_the_swagger_ui_gets_inline_scripts() -> None:

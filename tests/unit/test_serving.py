@@ -1,6 +1,7 @@
 """ModelHolder: its states, its on_ready hook and its bounded wait for a model that is still loading.
 
 A tiny wrapper whose load the test controls stands in for a model (no TensorFlow needed)."""
+
 from __future__ import annotations
 
 import threading
@@ -8,8 +9,8 @@ import threading
 import pytest
 
 from core.errors import ModelNotReady
-from core.model import ModelInfo, ModelWrapper
-from core.serving import ModelHolder
+from core.model.wrapper import ModelInfo, ModelWrapper
+from core.serving.holder import ModelHolder
 
 
 class GatedModel(ModelWrapper):

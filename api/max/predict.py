@@ -1,0 +1,64 @@
+"""``POST /model/predict``: detect objects in one uploaded image (MAX-compatible)."""
+
+from __future__ import annotations
+
+import time
+
+from flask_restx import Api, Namespace, Resource, fields
+
+from api.context import holder, settings
+from api.errors import error_model
+from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
+from api.middleware.request_log import log_fields
+
+
+def register(api: Api, ns: Namespace) -> None:
+    prediction = api.model(
+        "Prediction",
+        {
+            "label_id": fields.String(required=True, example="18", description="class id in the label map"),
+            "label": fields.String(required=True, example="dog"),
+            "probability": fields.Float(required=True, example=0.93),
+            "detection_box": fields.List(
+                fields.Float,
+                required=True,
+                min_items=4,
+                max_items=4,
+                example=[0.1, 0.2, 0.8, 0.9],
+                description="[ymin, xmin, ymax, xmax], normalised to the upright image, in [0, 1]",
+            ),
+        },
+    )
+    response = api.model(
+        "PredictResponse",
+        {
+            "status": fields.String(required=True, enum=["ok"], example="ok"),
+            "predictions": fields.List(
+                fields.Nested(prediction), required=True, description="sorted by probability, highest first"
+            ),
+        },
+    )
+    error = error_model(api)
+    parser = input_parser(api.app.extensions["settings"].default_threshold)
+
+    @ns.route("/predict")
+    class Predict(Resource):
+        @ns.doc("predict", description="Detect objects in an image.")
+        @ns.expect(parser)
+        @ns.response(200, "Detections", response)
+        @ns.response(400, "Bad input: not an image, corrupt, too many pixels, missing field or bad threshold", error)
+        @ns.response(413, "Request body over the configured limit", error)
+        @ns.response(503, "The model is not ready", error)
+        def post(self):
+            """Return the objects detected in the uploaded image, best first."""
+            cfg = settings()
+            threshold = read_threshold(form_value("threshold"), cfg.default_threshold)
+            data = read_image()
+            reject_unknown_fields(FIELDS)
+            model = holder().get()
+            started = time.perf_counter()
+            decoded = model.decode(data, cfg.max_image_pixels)
+            log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+            predictions = model.predict_json(decoded, threshold)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return {"status": "ok", "predictions": predictions}, 200, {"X-Processing-Time-Ms": f"{elapsed_ms:.1f}"}

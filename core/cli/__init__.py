@@ -1,0 +1,27 @@
+"""``python -m core``: the command lines, one module each.
+
+This package is the composition root of the command line: it reads the service's settings
+(``config``) and passes plain values to the rest of ``core``, which never imports ``config``.
+Exit codes: 0 success, 1 the work failed (a file, a download, a verification), 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from core.cli import fetch, optimize, predict
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Object detection on the command line.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (fetch, optimize, predict):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))

@@ -1,0 +1,1 @@
+"""Building detectors (``factory``, the one place) and loading them in the background (``holder``)."""

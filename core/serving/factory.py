@@ -1,0 +1,152 @@
+"""The one place detectors are built: :func:`detector` for a model by name, :func:`detector_at` for a path.
+
+A model named by the catalog or installed by the fetcher is never loaded from files that were
+not just re-verified: its directory must carry a manifest whose digests still match, and the
+network file must be one the manifest lists. A path is the user's own file, used as it is.
+Both return an unloaded detector; ``load()`` reads the weights (the service does it in the
+background so that health probes answer meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.artifacts.catalog import Catalog, CatalogEntry, load_catalog
+from core.artifacts.install import ensure_model, installed_model_dir
+from core.artifacts.manifest import read_manifest, verify_installed
+from core.artifacts.plan import Source
+from core.errors import DetectorError, ModelLoadError
+from core.model.wrapper import ModelInfo
+from core.ssd.detector import SSDMobileNet, find_model, label_map_for
+from core.ssd.engines.base import Engine
+
+log = logging.getLogger(__name__)
+DESCRIPTION = "SSD MobileNet object detector for the 80 COCO classes"
+
+
+def detector(
+    model: str | Source, models_dir: Path, *, backend: str = "auto", engine_threads: int = 0, fetch: bool = False
+) -> SSDMobileNet:
+    """An unloaded detector for a catalog model, a pinned archive (a :class:`Source`) or a model
+    installed under ``models_dir`` (``custom-<sha256[:12]>``), after re-verifying its files.
+
+    With ``fetch`` a catalog model or pinned archive that is missing is downloaded and verified
+    first (the CLI and the Python API); without it (the service) a missing model is an error
+    that names the command which installs it.
+    """
+    source = model if isinstance(model, Source) else Source(model)
+    target = Path(models_dir) / source.name
+    try:
+        catalog = load_catalog()
+        if source.url or source.model in catalog.entries:
+            model_dir = (
+                ensure_model(source, models_dir, catalog=catalog)
+                if fetch
+                else installed_model_dir(source, models_dir, catalog=catalog)
+            )
+            if model_dir is None:
+                raise ModelLoadError(
+                    f"model {source.name!r} is not installed and verified in {target}; "
+                    "run `python -m core fetch` first (`make run` and the Docker build do)"
+                )
+        elif target.is_dir():
+            verify_installed(target)
+            model_dir = target
+        else:
+            raise ModelLoadError(
+                f"{source.name!r} is neither a model path, a catalog model "
+                f"({', '.join(catalog.names)}) nor a model installed in {models_dir}"
+            )
+        return _installed_detector(model_dir, source.name, catalog, backend, engine_threads)
+    except ModelLoadError:
+        raise
+    except (DetectorError, OSError) as exc:  # the supply chain's errors, said as a load failure
+        raise ModelLoadError(str(exc)) from exc
+
+
+def detector_at(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    backend: str = "auto",
+    engine_threads: int = 0,
+    info: ModelInfo | None = None,
+) -> SSDMobileNet:
+    """An unloaded SSD detector for a model directory or file, used as it is.
+
+    The files are located now (so a wrong path fails at once). ``engine_threads`` is how many
+    inferences run at once, one core each (0: the engine's default).
+    """
+    root = Path(path)
+    # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.
+    model_file, found = find_model(root, fmt or ("tflite" if backend == "tflite" else None))
+    if backend == "auto":
+        backend = "tflite" if found == "tflite" else "tf"
+    if (backend == "tflite") != (found == "tflite"):
+        raise ModelLoadError(f"backend {backend!r} cannot run a {found} model ({model_file})")
+
+    def engine() -> Engine:
+        log.info("loading %s model %s with the %s backend", found, model_file, backend)
+        if backend == "tflite":
+            from core.ssd.engines.litert import TFLiteEngine
+
+            return TFLiteEngine(model_file, engine_threads=engine_threads)
+        from core.ssd.engines.tensorflow import TensorFlowEngine
+
+        return TensorFlowEngine(model_file, found, engine_threads=engine_threads)
+
+    info = info or ModelInfo(
+        id=root.name if root.is_dir() else root.stem,
+        name=f"SSD MobileNet ({root.name})",
+        description=DESCRIPTION,
+        source="https://github.com/tensorflow/models/tree/master/research/object_detection",
+        license="Apache-2.0",
+    )
+    return SSDMobileNet(engine, label_map_for(model_file, root if root.is_dir() else root.parent), info)
+
+
+def _installed_detector(
+    model_dir: Path, name: str, catalog: Catalog, backend: str, engine_threads: int
+) -> SSDMobileNet:
+    """The detector for an install the caller has just verified.
+
+    Metadata comes from its manifest (and the catalog entry it names); the network file must be
+    one the manifest lists.
+    """
+    manifest = read_manifest(model_dir)
+    entry: CatalogEntry | None = catalog.get(manifest.model) if manifest.model else None
+    info = ModelInfo(
+        id=name,
+        name=f"SSD MobileNet ({entry.name if entry else name})",
+        description=DESCRIPTION,
+        source=entry.source if entry else manifest.url,
+        license=entry.license if entry else "see the model archive",
+        extra={"version": manifest.archive["sha256"][:12], "installed_at": manifest.installed_at},
+    )
+    if entry and backend != "auto" and backend not in entry.backends:
+        raise ModelLoadError(f"{entry.name} runs on the {' or '.join(entry.backends)} backend, not {backend}")
+    path = model_dir / entry.model_file if entry else model_dir
+    fmt = entry.format if entry else None
+    if backend == "tflite" and fmt != "tflite":  # the .tflite `python -m core optimize` wrote beside it
+        if next(model_dir.rglob("*.tflite"), None) is None:  # one that is there but unlisted is refused below
+            raise ModelLoadError(
+                f"{name} has no TFLite file yet: run `python -m core optimize "
+                f"{model_dir}` first (a Docker build with BACKEND=tflite does)"
+            )
+        path, fmt = model_dir, "tflite"
+    model_file, fmt = find_model(path, fmt)
+    _require_listed(model_dir, model_file, manifest.files)
+    return detector_at(model_file, fmt=fmt, backend=backend, engine_threads=engine_threads, info=info)
+
+
+def _require_listed(model_dir: Path, model_file: Path, listed: Mapping[str, object]) -> None:
+    """Refuse a network file the manifest does not list: only listed files were just re-verified."""
+    files = sorted(p for p in model_file.rglob("*") if p.is_file()) if model_file.is_dir() else [model_file]
+    unlisted = [rel for rel in (p.relative_to(model_dir).as_posix() for p in files) if rel not in listed]
+    if unlisted:
+        raise ModelLoadError(
+            f"{', '.join(unlisted)} in {model_dir} is not in its manifest: "
+            "refusing to load files that were never verified"
+        )

@@ -1,0 +1,1 @@
+"""The SSD-MobileNet detector and the engines that run its network (TensorFlow, LiteRT)."""

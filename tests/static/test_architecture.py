@@ -1,0 +1,31 @@
+"""The layout's promises that a linter cannot see: no import cycle between any two modules, and
+``core`` importable without Flask (``make lint`` checks the rest of the contract in pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import grimp
+
+from tests.static.dockerfile import ROOT
+
+
+def test_no_module_imports_itself_through_others():
+    graph = grimp.build_graph("core", "api")
+    cycles = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported in graph.modules and graph.chain_exists(importer=imported, imported=importer)
+    )
+    assert cycles == []
+
+
+def test_the_framework_imports_neither_flask_nor_the_service_settings():
+    """Only ``core.cli``, the command line's composition root, reads ``config``."""
+    code = (
+        "import sys, core, core.artifacts.install, core.artifacts.optimize, core.serving.holder; "
+        "leaked = {m.split('.')[0] for m in sys.modules} & {'flask', 'api', 'config'}; sys.exit(str(leaked) if leaked else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
