@@ -29,3 +29,13 @@ def test_the_framework_imports_neither_flask_nor_the_service_settings():
         "leaked = {m.split('.')[0] for m in sys.modules} & {'flask', 'api', 'config'}; sys.exit(str(leaked) if leaked else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_settings_import_neither_metrics_nor_tensorflow():
+    """gunicorn's master reads config before it sets PROMETHEUS_MULTIPROC_DIR: had it imported
+    prometheus_client, every worker would count in private memory and /metrics would add nothing up."""
+    code = (
+        "import sys, config; "
+        "leaked = {'prometheus_client', 'tensorflow', 'flask'} & set(sys.modules); sys.exit(str(leaked) if leaked else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
