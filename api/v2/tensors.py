@@ -206,6 +206,10 @@ def read_uint8(tensor: InputTensor) -> np.ndarray:
         raise InvalidInput(
             f"input {tensor.name!r}: 'data' must be a flat or regularly nested list of numbers"
         ) from None
+    if values.ndim > 1 and values.shape != tensor.shape:
+        raise InvalidInput(
+            f"input {tensor.name!r}: nested 'data' of shape {list(values.shape)[:8]} does not match {list(tensor.shape)}"
+        )
     if values.size != expected:
         raise InvalidInput(
             f"input {tensor.name!r}: shape {list(tensor.shape)} needs {expected} values, got {values.size}"
