@@ -200,6 +200,10 @@ def read_uint8(tensor: InputTensor) -> np.ndarray:
         return np.frombuffer(tensor.raw, dtype=np.uint8).reshape(tensor.shape)
     if not isinstance(tensor.data, list):
         raise InvalidInput(f"input {tensor.name!r}: 'data' must be a list")
+    if len(tensor.data) not in (expected, tensor.shape[0]):  # flat, or nested by the shape: cheap to tell
+        raise InvalidInput(
+            f"input {tensor.name!r}: shape {list(tensor.shape)} needs {expected} values, got a list of {len(tensor.data)}"
+        )
     try:
         values = np.asarray(tensor.data)
     except (ValueError, TypeError, OverflowError):
