@@ -49,22 +49,32 @@ def v2_error_body(message: str) -> dict[str, Any]:
     return {"error": message}
 
 
-#: Path prefix -> the error body of that protocol. The first match wins; MAX's shape is the default.
-BODY_BY_PREFIX: tuple[tuple[str, Callable[[str], dict[str, Any]]], ...] = (
-    ("/v1/vision/", deepstack_error_body),
-    ("/v2/", v2_error_body),
+#: Path prefix -> the error body of that protocol, and its Swagger definition. The first match
+#: wins; MAX's shape (definition "Error") is the default.
+BODY_BY_PREFIX: tuple[tuple[str, Callable[[str], dict[str, Any]], str], ...] = (
+    ("/v1/vision/", deepstack_error_body, "DeepStackError"),
+    ("/v2/", v2_error_body, "V2Error"),
 )
+
+
+def _protocol(path: str | None) -> tuple[Callable[[str], dict[str, Any]], str]:
+    if path is None:
+        path = request.path if has_request_context() else "/"
+    path = path if path.endswith("/") else path + "/"  # "/v2" itself is v2's
+    for prefix, body, definition in BODY_BY_PREFIX:
+        if path.startswith(prefix):
+            return body, definition
+    return max_error_body, "Error"
 
 
 def error_body(message: str, path: str | None = None) -> dict[str, Any]:
     """The error body for ``path`` (by default the current request's)."""
-    if path is None:
-        path = request.path if has_request_context() else "/"
-    path = path if path.endswith("/") else path + "/"  # "/v2" itself is v2's
-    for prefix, body in BODY_BY_PREFIX:
-        if path.startswith(prefix):
-            return body(message)
-    return max_error_body(message)
+    return _protocol(path)[0](message)
+
+
+def error_definition(path: str) -> str:
+    """The Swagger definition of the error body for ``path`` (a Swagger path like ``/v2/models/{name}``)."""
+    return _protocol(path)[1]
 
 
 def to_response(exc: Exception) -> tuple[dict[str, Any], int]:

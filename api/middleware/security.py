@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_restx import Api
 
-from api.errors import Unauthorized
+from api.errors import Unauthorized, error_definition
 from config import Settings
 
 #: Routes that run the model and so cost CPU: they need the key when ``API_KEY`` is set.
@@ -133,16 +133,10 @@ def document_api_key(schema: dict[str, Any]) -> None:
         for operation in schema["paths"].get(path, {}).values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["security"] = [{"apiKey": []}, {"bearer": []}]
-                # The 401 body has the shape of the route's protocol (api/errors.py).
-                error = next((ref for code, ref in _ERROR_REFS if path.startswith(code)), "Error")
                 operation["responses"]["401"] = {
                     "description": "Missing or wrong API key",
-                    "schema": {"$ref": f"#/definitions/{error}"},
+                    "schema": {"$ref": f"#/definitions/{error_definition(path)}"},  # the protocol's shape
                 }
-
-
-#: Path prefix -> the Swagger definition of that protocol's error body (see api/errors.py).
-_ERROR_REFS = (("/v1/vision/", "DeepStackError"), ("/v2/", "V2Error"))
 
 
 def swagger_path(rule: str) -> str:
