@@ -46,6 +46,9 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         RESTX_MASK_SWAGGER=False,
         ERROR_404_HELP=False,
+        # api/errors.py writes every error body; flask-restx must not add a "message" key to
+        # DeepStack's and v2's (MAX's has its own).
+        ERROR_INCLUDE_MESSAGE=False,
     )
     holder = ModelHolder(
         model or build_model(settings), on_ready=metrics.model_loaded, wait_seconds=settings.load_wait_seconds

@@ -114,7 +114,8 @@ class Settings:
     webapp_enabled: bool = setting(True)
     #: Browser origins (``https://host[:port]``) allowed to call the API cross-origin; empty: CORS off.
     cors_origins: tuple[str, ...] = setting((), case="lower")
-    #: When set, ``/model/predict`` and ``/model/annotate`` need it (``X-API-Key`` or ``Authorization: Bearer``).
+    #: When set, the routes that run the model need it (``X-API-Key`` or ``Authorization: Bearer``): ``/model/predict``,
+    #: ``/model/annotate``, ``/v1/vision/detection`` (also the ``api_key`` form field) and v2 ``infer``.
     api_key: str | None = setting(None, secret=True)
     #: Seconds an inference request waits for a model that is still loading before it gets 503.
     load_wait_seconds: int = setting(20, minimum=0)

@@ -1,4 +1,5 @@
-"""The HTTP layer (flask-restx), by concern: ``max`` (MAX's ``/model`` API), ``health`` (probes),
+"""The HTTP layer (flask-restx), by concern: ``max`` (MAX's ``/model`` API), ``deepstack``
+(DeepStack's ``/v1/vision/detection``), ``v2`` (Open Inference Protocol v2), ``health`` (probes),
 ``middleware`` (request log, CORS, API key, metrics), ``webapp`` (the browser app), and the
 shared ``forms``, ``errors`` (the one error-to-status table) and ``context``. Swagger UI is at
 ``/`` and the spec at ``/swagger.json``."""
@@ -9,8 +10,10 @@ from flask import Flask
 from flask_restx import Api
 
 from api import errors, health, webapp
+from api.deepstack import detection
 from api.max import annotate, labels, metadata, predict
 from api.middleware.security import SecuredApi
+from api.v2 import endpoints
 
 API_VERSION = "1.0"
 
@@ -34,5 +37,13 @@ def create_api(app: Flask) -> Api:
     predict.register(api, ns_model)
     annotate.register(api, ns_model)
     health.register(api, api.namespace("health", description="Probes for orchestrators"))
+    detection.register(
+        api, api.namespace("deepstack", path="/v1/vision", description="DeepStack / CodeProject.AI detection API")
+    )
+    endpoints.register(
+        api,
+        api.namespace("v2", path="/v2", description="Open Inference Protocol v2 (KServe, Triton) with binary tensors"),
+        API_VERSION,
+    )
     webapp.register(app, app.extensions["settings"])
     return api

@@ -1,14 +1,20 @@
-"""The one place that maps exceptions to HTTP statuses and the MAX error body.
+"""The one place that maps exceptions to HTTP statuses and error bodies.
 
-Every error a client can see is ``{"status": "error", "message": "..."}``.
+The status comes from one table, :data:`STATUS_BY_ERROR`, whatever the protocol. The body has the
+shape the protocol's clients parse, chosen by path prefix (:data:`BODY_BY_PREFIX`):
+
+* MAX (``/model``, everything else): ``{"status": "error", "message": "..."}``
+* DeepStack (``/v1/vision/``): ``{"success": false, "error": "...", "duration": 0}``
+* Open Inference Protocol v2 (``/v2``): ``{"error": "..."}`` (what tritonclient reads)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 from flask_restx import Api, fields
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -31,8 +37,44 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-def error_body(message: str) -> dict[str, Any]:
+def max_error_body(message: str) -> dict[str, Any]:
     return {"status": "error", "message": message}
+
+
+def deepstack_error_body(message: str) -> dict[str, Any]:
+    return {"success": False, "error": message, "duration": 0}
+
+
+def v2_error_body(message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+#: Path prefix -> the error body of that protocol, and its Swagger definition. The first match
+#: wins; MAX's shape (definition "Error") is the default.
+BODY_BY_PREFIX: tuple[tuple[str, Callable[[str], dict[str, Any]], str], ...] = (
+    ("/v1/vision/", deepstack_error_body, "DeepStackError"),
+    ("/v2/", v2_error_body, "V2Error"),
+)
+
+
+def _protocol(path: str | None) -> tuple[Callable[[str], dict[str, Any]], str]:
+    if path is None:
+        path = request.path if has_request_context() else "/"
+    path = path if path.endswith("/") else path + "/"  # "/v2" itself is v2's
+    for prefix, body, definition in BODY_BY_PREFIX:
+        if path.startswith(prefix):
+            return body, definition
+    return max_error_body, "Error"
+
+
+def error_body(message: str, path: str | None = None) -> dict[str, Any]:
+    """The error body for ``path`` (by default the current request's)."""
+    return _protocol(path)[0](message)
+
+
+def error_definition(path: str) -> str:
+    """The Swagger definition of the error body for ``path`` (a Swagger path like ``/v2/models/{name}``)."""
+    return _protocol(path)[1]
 
 
 def to_response(exc: Exception) -> tuple[dict[str, Any], int]:
@@ -79,3 +121,20 @@ def error_model(api: Api):
             "message": fields.String(required=True, example="threshold must be a number in [0, 1]"),
         },
     )
+
+
+def deepstack_error_model(api: Api):
+    """Swagger schema of DeepStack's error body."""
+    return api.model(
+        "DeepStackError",
+        {
+            "success": fields.Boolean(required=True, example=False),
+            "error": fields.String(required=True, example="min_confidence must be a number in [0, 1]"),
+            "duration": fields.Integer(required=True, example=0),
+        },
+    )
+
+
+def v2_error_model(api: Api):
+    """Swagger schema of the Open Inference Protocol's error body."""
+    return api.model("V2Error", {"error": fields.String(required=True, example="unknown model 'x'")})

@@ -1,5 +1,10 @@
-"""Reading the multipart form that ``/model/predict`` and ``/model/annotate`` share, strictly:
-one ``image`` file, an optional ``threshold``, nothing misspelt, nothing sent twice."""
+"""Reading the multipart form that ``/model/predict``, ``/model/annotate`` and DeepStack's
+``/v1/vision/detection`` share, strictly: one ``image`` file, an optional threshold, nothing
+misspelt, nothing sent twice.
+
+A parameter may come in the form or in the query string, as MAX's reqparse (``location="values"``)
+and CodeProject.AI accept it: MAX's README itself sends ``/model/predict?threshold=0.5``. Both
+given with different values is ambiguous and refused."""
 
 from __future__ import annotations
 
@@ -15,31 +20,47 @@ from core.errors import InvalidInput
 FIELDS = frozenset({"image", "threshold"})
 
 
-def read_threshold(raw: str | None, default: float) -> float:
-    """Parse the ``threshold`` form field: a finite number in [0, 1]; absent means ``default``
+def read_fraction(raw: str | None, default: float, name: str = "threshold") -> float:
+    """Parse a threshold parameter: a finite number in [0, 1]; absent means ``default``
     (an empty value is a mistake, not a request for the default)."""
     if raw is None:
         return default
     try:
         return parse_fraction(raw)
     except ValueError:
-        raise InvalidInput(f"threshold must be a number in [0, 1], got {raw[:40]!r}") from None
+        raise InvalidInput(f"{name} must be a number in [0, 1], got {raw[:40]!r}") from None
+
+
+def read_threshold(raw: str | None, default: float) -> float:
+    """The ``threshold`` parameter of MAX's routes."""
+    return read_fraction(raw, default, "threshold")
 
 
 def form_value(name: str) -> str | None:
-    """The one value of form field ``name`` (None when absent); sending it twice is ambiguous."""
-    values = request.form.getlist(name)
-    if len(values) > 1:
-        raise InvalidInput(f"send the form field {name!r} once, got {len(values)} values")
-    return values[0] if values else None
+    """The one value of parameter ``name``, from the form or the query string (None when absent).
+    Sending it twice in one place is ambiguous, and so is sending two different values in both."""
+    in_form = request.form.getlist(name)
+    in_query = request.args.getlist(name)
+    for where, values in (("form field", in_form), ("query parameter", in_query)):
+        if len(values) > 1:
+            raise InvalidInput(f"send the {where} {name!r} once, got {len(values)} values")
+    if in_form and in_query and in_form[0] != in_query[0]:
+        raise InvalidInput(
+            f"{name!r} was sent in the query string ({in_query[0][:40]!r}) and in the form "
+            f"({in_form[0][:40]!r}) with different values; send it once"
+        )
+    if in_form:
+        return in_form[0]
+    return in_query[0] if in_query else None
 
 
 def reject_unknown_fields(allowed: frozenset[str]) -> None:
-    """A misspelt field (``treshold``) would otherwise be ignored silently and the default used."""
-    unknown = sorted((set(request.form) | set(request.files)) - allowed)
+    """A misspelt field or query parameter (``treshold``) would otherwise be ignored silently and
+    the default used."""
+    unknown = sorted((set(request.form) | set(request.files) | set(request.args)) - allowed)
     if unknown:
         raise InvalidInput(
-            f"unknown form field(s) {', '.join(map(repr, unknown))[:200]}; "
+            f"unknown form field(s) or query parameter(s) {', '.join(map(repr, unknown))[:200]}; "
             f"expected {', '.join(map(repr, sorted(allowed)))}"
         )
 
@@ -67,8 +88,11 @@ def _threshold(raw: str) -> float:
 _threshold.__schema__ = {"type": "number", "minimum": 0.0, "maximum": 1.0}  # type: ignore[attr-defined]
 
 
-def input_parser(default_threshold: float) -> reqparse.RequestParser:
-    """Swagger description of the form; parsing itself is done by the functions above."""
+def input_parser(
+    default_threshold: float, name: str = "threshold", setting: str = "DEFAULT_THRESHOLD"
+) -> reqparse.RequestParser:
+    """Swagger description of the form; parsing itself is done by the functions above.
+    Swagger 2.0 gives a parameter one location, so the query form is in the description."""
     parser = reqparse.RequestParser()
     parser.add_argument(
         "image",
@@ -78,12 +102,13 @@ def input_parser(default_threshold: float) -> reqparse.RequestParser:
         help="An image file: JPEG, PNG, GIF (first frame), BMP, WebP or TIFF",
     )
     parser.add_argument(
-        "threshold",
+        name,
         type=_threshold,
         location="form",
         required=False,
         default=default_threshold,
-        help=f"Minimum probability of returned detections, in [0, 1] "
-        f"(default {default_threshold}, the DEFAULT_THRESHOLD setting)",
+        help=f"Minimum probability of returned detections, in [0, 1] (default {default_threshold}, "
+        f"the {setting} setting). Also accepted as a query parameter (?{name}=0.5); "
+        "sent in both with different values is a 400.",
     )
     return parser

@@ -9,18 +9,28 @@ slips past it.
 from __future__ import annotations
 
 import hmac
+import re
 from functools import cached_property
 from typing import Any
 
 from flask import Flask, Response, request
 from flask_restx import Api
 
-from api.errors import Unauthorized
+from api.errors import Unauthorized, error_definition
 from config import Settings
 
 #: Routes that run the model and so cost CPU: they need the key when ``API_KEY`` is set.
-PROTECTED_RULES = ("/model/predict", "/model/annotate")
+PROTECTED_RULES = (
+    "/model/predict",
+    "/model/annotate",
+    "/v1/vision/detection",
+    "/v2/models/<string:name>/infer",
+    "/v2/models/<string:name>/versions/<string:version>/infer",
+)
+#: Routes whose clients (DeepStack's: Frigate, deepstack-python) send the key as a form field.
+FORM_KEY_RULES = ("/v1/vision/detection",)
 API_KEY_HEADER = "X-API-Key"
+API_KEY_FIELD = "api_key"
 
 #: Swagger UI (at ``/``, files under ``/swaggerui/``) renders with an inline script and inline styles.
 _DOC_CSP = (
@@ -46,15 +56,19 @@ def content_security_policy(path: str) -> str:
     return _DATA_CSP
 
 
-def presented_key() -> str | None:
-    """The key the client sent, from ``X-API-Key`` or ``Authorization: Bearer <key>``."""
+def presented_key(form_field: bool = False) -> str | None:
+    """The key the client sent, from ``X-API-Key`` or ``Authorization: Bearer <key>``, or, where
+    ``form_field`` allows it, the multipart field ``api_key`` (the form is read only then)."""
     key = request.headers.get(API_KEY_HEADER, "").strip()
     if key:
         return key
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if form_field and request.mimetype == "multipart/form-data":
+        values = request.form.getlist(API_KEY_FIELD)  # over MAX_UPLOAD_BYTES: 413 before any key check
+        return (values[0].strip() or None) if len(values) == 1 else None
+    return None
 
 
 def key_matches(presented: str | None, expected: str) -> bool:
@@ -73,10 +87,12 @@ def install(app: Flask, settings: Settings) -> None:
             and request.method != "OPTIONS"
             and rule is not None
             and rule.rule in PROTECTED_RULES
-            and not key_matches(presented_key(), settings.api_key)
+            and not key_matches(presented_key(rule.rule in FORM_KEY_RULES), settings.api_key)
         ):
+            also = f", or as the form field {API_KEY_FIELD!r}" if rule.rule in FORM_KEY_RULES else ""
             raise Unauthorized(
-                f"missing or wrong API key: send it in the {API_KEY_HEADER} header or as 'Authorization: Bearer <key>'"
+                f"missing or wrong API key: send it in the {API_KEY_HEADER} header or as "
+                f"'Authorization: Bearer <key>'{also}"
             )
 
     @app.after_request
@@ -113,10 +129,16 @@ def document_api_key(schema: dict[str, Any]) -> None:
         },
     }
     for rule in PROTECTED_RULES:
-        for operation in schema["paths"].get(rule, {}).values():
+        path = swagger_path(rule)
+        for operation in schema["paths"].get(path, {}).values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["security"] = [{"apiKey": []}, {"bearer": []}]
                 operation["responses"]["401"] = {
                     "description": "Missing or wrong API key",
-                    "schema": {"$ref": "#/definitions/Error"},
+                    "schema": {"$ref": f"#/definitions/{error_definition(path)}"},  # the protocol's shape
                 }
+
+
+def swagger_path(rule: str) -> str:
+    """A Flask rule as Swagger writes its path: ``/v2/models/<string:name>`` -> ``/v2/models/{name}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)

@@ -26,11 +26,21 @@ class DecodedImage:
 
     image: Image.Image
     format: str
+    #: (width, height) as stored in the file, before the EXIF orientation is applied.
     original_size: tuple[int, int]
+    #: The EXIF orientation turned the stored pixels by 90 degrees (width and height swap).
+    quarter_turn: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
         return self.image.size
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) of the upload as a viewer shows it: full resolution, EXIF orientation applied.
+        Normalised boxes times this size are pixels in the uploaded picture."""
+        width, height = self.original_size
+        return (height, width) if self.quarter_turn else (width, height)
 
     def to_array(self) -> np.ndarray:
         """``uint8`` array of shape ``(H, W, 3)``; one C-level copy, no Python loop."""
@@ -73,7 +83,7 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on client bytes is the client's 400
         raise InvalidInput(f"the image is truncated or corrupt: {exc}") from None
-    return DecodedImage(image=rgb, format=fmt, original_size=(width, height))
+    return DecodedImage(image=rgb, format=fmt, original_size=(width, height), quarter_turn=orientation in (5, 6, 7, 8))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -1,5 +1,8 @@
 """Schema fuzzing: schemathesis generates requests from ``/swagger.json`` against a real HTTP server.
 
+It covers every documented protocol: MAX's ``/model``, DeepStack's ``/v1/vision/detection`` and
+Open Inference Protocol v2 under ``/v2`` (random model names, tensors, shapes and parameters).
+
 Every response must conform to the documented schema (status code, content type, headers, body),
 none may be a 5xx, and schema-violating requests must be refused. One check is left out:
 ``positive_data_acceptance`` expects every schema-valid request to succeed, but a Swagger ``file``
@@ -75,3 +78,12 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     assert any(f["status"] == 200 for f in uploads), "no generated upload was a decodable image"
     if api_key:
         assert any(f["status"] == 401 for f in predict_log), "the run never tried without the key"
+    # The other protocols were fuzzed too, and each refused what it could not use with a 4xx.
+    paths = {(r.fields["method"], r.fields["path"]) for r in request_records}
+    assert ("POST", "/v1/vision/detection") in paths
+    deepstack = [r.fields for r in request_records if r.fields["path"] == "/v1/vision/detection"]
+    assert any(f.get("image_bytes", 0) > 0 for f in deepstack), "schemathesis never sent DeepStack an image"
+    v2_infer = [r.fields for r in request_records if r.fields["path"].startswith("/v2/models/")]
+    assert any(f["method"] == "POST" and f["path"].endswith("/infer") for f in v2_infer)
+    assert any(f["status"] == 404 for f in v2_infer), "random model names must be 404s"
+    assert ("GET", "/v2") in paths and ("GET", "/v2/health/ready") in paths

@@ -164,3 +164,51 @@ def test_the_web_app_keeps_its_own_policy_and_gets_the_other_headers(client) -> 
     assert "script-src 'self'" in policy and "mediastream:" in policy and "'unsafe-inline'" not in policy
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+# --- the other protocols: the same key, each in its own error shape --------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/vision/detection", "/v2/models/{model}/infer", "/v2/models/{model}/versions/1/infer"],
+)
+def test_deepstack_and_v2_inference_need_the_key(make_client, detector, path) -> None:
+    client = make_client(api_key=KEY)
+    path = path.format(model=detector.info.id)
+    response = client.post(path, data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")})
+    assert response.status_code == 401
+    body = response.get_json()
+    assert "API key" in body["error"] and "status" not in body
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_deepstack_takes_the_key_as_a_form_field_or_a_header(make_client) -> None:
+    client = make_client(api_key=KEY)
+
+    def detect(headers=None, **form):
+        data = {"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg"), **form}
+        return client.post("/v1/vision/detection", data=data, headers=headers or {})
+
+    assert detect(api_key=KEY).status_code == 200
+    assert detect(headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert detect(api_key="wrong-key-0123456789").status_code == 401
+    assert detect(api_key=[KEY, KEY]).status_code == 401  # sent twice: not a key
+
+
+@pytest.mark.parametrize("path", ["/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model}"])
+def test_v2_metadata_and_health_stay_open(make_client, detector, path) -> None:
+    assert make_client(api_key=KEY).get(path.format(model=detector.info.id)).status_code == 200
+
+
+def test_swagger_documents_the_key_on_every_protected_operation(make_client) -> None:
+    spec = make_client(api_key=KEY).get("/swagger.json").get_json()
+    for path, error in (
+        ("/v1/vision/detection", "DeepStackError"),
+        ("/v2/models/{name}/infer", "V2Error"),
+        ("/v2/models/{name}/versions/{version}/infer", "V2Error"),
+    ):
+        operation = spec["paths"][path]["post"]
+        assert operation["security"] == [{"apiKey": []}, {"bearer": []}], path
+        assert operation["responses"]["401"]["schema"] == {"$ref": f"#/definitions/{error}"}
+    assert "security" not in spec["paths"]["/v2/models/{name}"]["get"]

@@ -151,3 +151,21 @@ def test_model_that_fails_to_load_is_not_ready_never_500(settings, tmp_path):
     assert ready.status_code == 503 and ready.get_json()["status"] == "failed"
     assert_error(post(c, upload()), 503, "failed to load")
     assert c.get("/health/live").status_code == 200
+
+
+def test_an_unexpected_error_is_a_500_in_each_protocols_shape(client, detector, monkeypatch):
+    """Nothing leaks: an engine crash is logged and answered as each protocol's error body."""
+
+    def crash(_inputs):
+        raise RuntimeError("engine exploded: /secret/path")
+
+    monkeypatch.setattr(detector, "predict", crash)
+    image = image_bytes("dog.jpg")
+    max_ = post(client, upload("dog.jpg"))
+    assert max_.status_code == 500 and max_.get_json() == {"status": "error", "message": "internal server error"}
+    deepstack = client.post("/v1/vision/detection", data={"image": (io.BytesIO(image), "dog.jpg")})
+    assert deepstack.status_code == 500
+    assert deepstack.get_json() == {"success": False, "error": "internal server error", "duration": 0}
+    pixels = {"name": "image_rgb", "datatype": "UINT8", "shape": [1, 1, 3], "data": [0, 0, 0]}
+    v2 = client.post(f"/v2/models/{detector.info.id}/infer", json={"inputs": [pixels]})
+    assert v2.status_code == 500 and v2.get_json() == {"error": "internal server error"}

@@ -276,3 +276,215 @@ def test_exif_rotated_jpeg_over_http(server_url, reference) -> None:
     )
     assert response.status_code == 200
     assert_same_objects(response.json()["predictions"], reference)
+
+
+# --- the same guarantees on DeepStack's /v1/vision/detection -------------------------------------
+
+DEEPSTACK = "/v1/vision/detection"
+
+
+def post_deepstack(client, data: bytes, filename: str = "upload.jpg", **form):
+    response = client.post(DEEPSTACK, data={"image": (io.BytesIO(data), filename), **form})
+    return response.status_code, response.get_json()
+
+
+def assert_deepstack_error(status: int, body, expected_status: int, *words: str) -> None:
+    assert status == expected_status, body
+    assert body["success"] is False and body["duration"] == 0 and isinstance(body["error"], str) and body["error"]
+    for word in words:
+        assert word in body["error"], body["error"]
+
+
+def test_deepstack_refuses_a_pixel_bomb_before_decoding(serves_afterwards) -> None:
+    assert_deepstack_error(*post_deepstack(serves_afterwards, png_declaring(50_000, 50_000), "bomb.png"), 400, "pixels")
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a but not really a GIF", b"\xff\xd8\xff"])
+def test_deepstack_broken_images_get_400(serves_afterwards, data) -> None:
+    assert_deepstack_error(*post_deepstack(serves_afterwards, data), 400)
+
+
+@pytest.mark.parametrize("value", ["NaN", "-1", "2", "abc", "inf", ""])
+def test_deepstack_bad_min_confidence_gets_400(serves_afterwards, value) -> None:
+    assert_deepstack_error(
+        *post_deepstack(serves_afterwards, image_bytes("dog.jpg"), min_confidence=value), 400, "min_confidence"
+    )
+
+
+def test_deepstack_json_body_gets_400(serves_afterwards) -> None:
+    response = serves_afterwards.post(DEEPSTACK, json={"image": "aGVsbG8="})
+    assert_deepstack_error(response.status_code, response.get_json(), 400, "multipart/form-data")
+
+
+def test_deepstack_body_over_the_limit_gets_413(serves_afterwards, settings) -> None:
+    data = os.urandom(settings.max_upload_bytes + 1)
+    assert_deepstack_error(*post_deepstack(serves_afterwards, data), 413, str(settings.max_upload_bytes))
+
+
+def test_deepstack_oversized_body_over_http_gets_413_and_the_connection_stays_usable(server_url, settings) -> None:
+    with requests.Session() as session:
+        response = session.post(
+            f"{server_url}{DEEPSTACK}", files={"image": os.urandom(settings.max_upload_bytes * 2)}, timeout=60
+        )
+        assert_deepstack_error(response.status_code, response.json(), 413)
+        again = session.post(f"{server_url}{DEEPSTACK}", files={"image": image_bytes("dog.jpg")}, timeout=60)
+    assert again.status_code == 200 and "dog" in {p["label"] for p in again.json()["predictions"]}
+
+
+# --- and on Open Inference Protocol v2's /v2/models/{name}/infer ---------------------------------
+
+
+def v2_path(detector) -> str:
+    return f"/v2/models/{detector.info.id}/infer"
+
+
+def rgb_tensor(shape, **fields) -> dict:
+    return {"name": "image_rgb", "datatype": "UINT8", "shape": shape, **fields}
+
+
+def post_v2(client, detector, body: bytes, **headers):
+    response = client.post(v2_path(detector), data=body, headers=headers)
+    return response.status_code, response.get_json()
+
+
+def assert_v2_error(status: int, body, expected_status: int, *words: str) -> None:
+    assert status == expected_status, body
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    for word in words:
+        assert word in body["error"], body["error"]
+
+
+def as_json(value) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+def binary_request(header: dict, blob: bytes) -> tuple[bytes, dict]:
+    text = as_json(header)
+    return text + blob, {"Inference-Header-Content-Length": str(len(text))}
+
+
+@pytest.mark.parametrize("shape", [[50_000, 50_000, 3], [1, 100_000, 100_000, 3], [10**30, 10**30, 3]])
+def test_v2_tensor_declaring_too_many_pixels_is_refused_before_allocating(serves_afterwards, detector, shape) -> None:
+    # a few bytes that declare gigapixels, in JSON and as binary data: refused from the header
+    json_body = as_json({"inputs": [rgb_tensor(shape, data=[0, 0, 0])]})
+    assert_v2_error(*post_v2(serves_afterwards, detector, json_body), 400, "pixels")
+    body, headers = binary_request({"inputs": [rgb_tensor(shape, parameters={"binary_data_size": 3})]}, b"\0\0\0")
+    assert_v2_error(*post_v2(serves_afterwards, detector, body, **headers), 400, "pixels")
+
+
+def test_v2_encoded_pixel_bomb_is_refused_before_decoding(serves_afterwards, detector) -> None:
+    bomb = png_declaring(50_000, 50_000)
+    header = {
+        "inputs": [
+            {"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4 + len(bomb)}}
+        ]
+    }
+    body, headers = binary_request(header, struct.pack("<I", len(bomb)) + bomb)
+    assert_v2_error(*post_v2(serves_afterwards, detector, body, **headers), 400, "pixels")
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"", ["JSON"]),
+        (b"not json", ["JSON"]),
+        (b"[1, 2]", ["object"]),
+        (b"[" * 100_000, ["JSON"]),  # nesting deeper than the parser's recursion limit
+        (b'{"inputs": [], "parameters": {"threshold": NaN}}', ["JSON"]),
+        (b'{"inputs": []}', ["inputs"]),
+        (b'{"inputs": [{"name": "image_rgb", "datatype": "UINT8", "shape": [2, 2, 3]}]}', ["data"]),
+        (b'{"inputs": [{"name": "image_rgb", "datatype": "UINT8", "shape": [-2, 2, 3], "data": []}]}', ["dimension"]),
+        (b'{"inputs": [{"name": "image_rgb", "datatype": "UINT8", "shape": [2.5, 2, 3], "data": []}]}', ["dimension"]),
+        (
+            b'{"inputs": [{"name": "image_rgb", "datatype": "UINT8", "shape": [1,1,1,1,1,1,1,1,1], "data": []}]}',
+            ["shape"],
+        ),
+        (b'{"inputs": [{"name": "image_rgb", "datatype": "FP32", "shape": [1, 1, 3], "data": [0, 0, 0]}]}', ["UINT8"]),
+        (
+            b'{"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 3], "data": [0, 0, 0]}]}',
+            ["unknown input"],
+        ),
+        (
+            b'{"id": 5, "inputs": [{"name": "image_rgb", "datatype": "UINT8", "shape": [1, 1, 3], "data": [0, 0, 0]}]}',
+            ["id"],
+        ),
+        (b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["%%% not base64"]}]}', ["base64"]),
+        (
+            b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["aGk=", "aGk="]}]}',
+            ["one element"],
+        ),
+    ],
+)
+def test_v2_malformed_requests_get_400(serves_afterwards, detector, body, words) -> None:
+    assert_v2_error(*post_v2(serves_afterwards, detector, body), 400, *words)
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (list(range(11)), ["needs 12 values"]),  # fewer values than the shape
+        (list(range(13)), ["needs 12 values"]),  # more
+        ([0] * 11 + [256], ["0..255"]),
+        ([0] * 11 + [-1], ["0..255"]),
+        ([0.5] * 12, ["0..255"]),
+        (["a"] * 12, ["0..255"]),
+        ([True] * 12, ["0..255"]),
+        ([[0, 0, 0], [0, 0]], ["list of numbers"]),  # ragged
+        ([[[[0]]]] * 12, ["does not match"]),  # nested, but not as the shape says
+    ],
+)
+def test_v2_bad_json_tensor_data_gets_400(serves_afterwards, detector, data, words) -> None:
+    body = as_json({"inputs": [rgb_tensor([2, 2, 3], data=data)]})
+    status, reply = post_v2(serves_afterwards, detector, body)
+    assert_v2_error(status, reply, 400)
+    assert any(word in reply["error"] for word in words), reply
+
+
+def test_v2_binary_framing_errors_get_400(serves_afterwards, detector) -> None:
+    header = {"inputs": [rgb_tensor([2, 2, 3], parameters={"binary_data_size": 12})]}
+    body, headers = binary_request(header, b"\0" * 11)  # fewer bytes than declared
+    assert_v2_error(*post_v2(serves_afterwards, detector, body, **headers), 400, "binary data")
+    body, headers = binary_request(header, b"\0" * 13)  # a byte no input claims
+    assert_v2_error(*post_v2(serves_afterwards, detector, body, **headers), 400, "belong to no input")
+    small = {"inputs": [rgb_tensor([2, 2, 3], parameters={"binary_data_size": 6})]}
+    body, headers = binary_request(small, b"\0" * 6)  # the size disagrees with the shape
+    assert_v2_error(*post_v2(serves_afterwards, detector, body, **headers), 400, "needs 12 bytes")
+    for length in ("99999", "-1", "abc", "0"):
+        body = as_json({"inputs": [rgb_tensor([1, 1, 3], data=[0, 0, 0])]})
+        status, reply = post_v2(serves_afterwards, detector, body, **{"Inference-Header-Content-Length": length})
+        assert_v2_error(status, reply, 400, "Inference-Header-Content-Length" if length != "0" else "raw binary")
+
+
+def test_v2_compressed_body_gets_400(serves_afterwards, detector) -> None:
+    body = zlib.compress(as_json({"inputs": [rgb_tensor([1, 1, 3], data=[0, 0, 0])]}))
+    assert_v2_error(
+        *post_v2(serves_afterwards, detector, body, **{"Content-Encoding": "deflate"}), 400, "Content-Encoding"
+    )
+
+
+def test_v2_body_over_the_limit_gets_413(serves_afterwards, detector, settings) -> None:
+    body = as_json({"inputs": [rgb_tensor([1, 1, 3], data=[0] * (settings.max_upload_bytes // 2))]})
+    assert_v2_error(*post_v2(serves_afterwards, detector, body), 413, str(settings.max_upload_bytes))
+
+
+def test_v2_over_http_with_no_content_type(server_url, detector, settings) -> None:
+    """tritonclient sends no Content-Type; errors and limits are the same over a real socket."""
+    url = f"{server_url}{v2_path(detector)}"
+    with requests.Session() as session:
+        huge = session.post(url, data=os.urandom(settings.max_upload_bytes * 2), timeout=60)
+        assert "Content-Type" not in huge.request.headers
+        assert huge.status_code == 413 and set(huge.json()) == {"error"}
+        assert huge.headers["Content-Type"] == "application/json"
+        bomb = session.post(url, data=as_json({"inputs": [rgb_tensor([50_000, 50_000, 3], data=[])]}), timeout=60)
+        assert bomb.status_code == 400 and "pixels" in bomb.json()["error"]
+        photo_b64 = __import__("base64").b64encode(image_bytes("dog.jpg")).decode()
+        ok = session.post(
+            url,
+            data=as_json({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [photo_b64]}]}),
+            timeout=60,
+        )
+    assert ok.status_code == 200
+    outputs = {o["name"]: o for o in ok.json()["outputs"]}
+    assert "dog" in outputs["detection_labels"]["data"]
