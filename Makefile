@@ -12,7 +12,7 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test test-fast lint lock fetch chromium bench clean
+.PHONY: run test test-fast lint lock docs fetch chromium bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ lock: $(VENV)/.runtime
 	$(PY) -m pip install --quiet uv==0.13.9
 	$(LOCK) requirements.txt -o requirements.lock
 	grep -v -i '^tensorflow' requirements.txt | $(LOCK) - -o requirements-tflite.lock
+
+## docs: run every example the docs show against the real model and write its real output into the page
+DOC_PAGES = README.md docs/*.md samples/README.md
+docs: $(VENV)/.dev
+	$(TEST_ENV) $(PY) -m tests.support.doc_examples --update $(DOC_PAGES)
 
 ## bench: the benchmark table (README, Performance)
 bench: $(VENV)/.runtime
