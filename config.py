@@ -21,6 +21,7 @@ from core.artifacts.plan import Source
 from core.assets import ASSETS_DIR
 from core.errors import DetectorError
 from core.model.images import DEFAULT_MAX_PIXELS
+from core.model.wrapper import DEFAULT_THRESHOLD
 from core.ssd.engines.base import usable_cpus
 
 ROOT = Path(__file__).resolve().parent
@@ -93,7 +94,7 @@ class Settings:
     #: TCP port gunicorn listens on.
     port: int = setting(5000, minimum=1)
     #: Threshold used when a request gives none (MAX's default).
-    default_threshold: float = setting(0.7)
+    default_threshold: float = setting(DEFAULT_THRESHOLD)
     #: Largest accepted request body in bytes; larger bodies get 413.
     max_upload_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
     #: Largest accepted image in pixels (width*height), checked before decoding.

@@ -23,7 +23,7 @@ from core.assets import ASSETS_DIR
 from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadError, ModelNotReady
 from core.model.detection import Detection
 from core.model.images import DecodedImage, decode_image
-from core.model.wrapper import ModelInfo, ModelWrapper
+from core.model.wrapper import DEFAULT_THRESHOLD, ModelInfo, ModelWrapper
 from core.serving.factory import detector, detector_at
 
 
@@ -46,6 +46,7 @@ def is_path(name_or_path: str | Path) -> bool:
 
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "DecodedImage",
     "Detection",
     "DetectorError",

@@ -65,7 +65,7 @@ def test_folder_with_a_corrupt_file(photos, ssdlite_dir, tmp_path):
 def test_model_by_installed_name_exits_0_and_a_missing_model_exits_2(ssdlite_dir, tmp_path):
     # The fetcher installed the test model as <assets>/models/custom-<sha256[:12]>, with its manifest.
     name, assets = ssdlite_dir.name, ssdlite_dir.parent.parent
-    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", name, "--assets-dir", str(assets))
+    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", name, "--assets-dir", str(assets), "--threshold", "0.5")
     assert ok.returncode == 0, ok.stderr
     line = json.loads(ok.stdout)
     assert line["status"] == "ok" and line["model"] == name
