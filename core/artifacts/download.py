@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -72,6 +72,16 @@ def redact(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def public_url(url: str) -> str:
+    """``url`` as a client of the service may see it (``/model/metadata``'s ``source``): a ``file://``
+    URL only by its file name (``file: model.tar.gz``: the server's paths stay private), any other
+    without user:password and without its query (signed URLs carry tokens there)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        return f"file: {PurePosixPath(unquote(parts.path)).name}"
+    return urlunsplit(urlsplit(redact(url))._replace(query="", fragment=""))
 
 
 def download(

@@ -31,6 +31,19 @@ def test_metadata(client):
     assert body["backend"] == "tf"
 
 
+def test_metadata_of_a_custom_archive_names_it_without_the_servers_paths(settings, ssdlite_dir):
+    """MODEL_URL=file:///.../ssdlite_mobilenet_v2_coco.tar.gz: /model/metadata's source is the archive's
+    file name, never the server's absolute path."""
+    from app import create_app
+    from core.serving.factory import detector
+
+    assert settings.model_url.startswith("file://")  # make test's pin, and .ci/run's
+    model = detector(settings.source, settings.models_dir)  # what the service builds (not loaded here)
+    body = create_app(settings, model=model, background_load=False).test_client().get("/model/metadata").get_json()
+    assert body["source"] == "file: " + settings.model_url.rsplit("/", 1)[-1]
+    assert str(settings.model_url.removeprefix("file://").rsplit("/", 1)[0]) not in str(body)
+
+
 def test_labels_are_the_coco_map(client):
     body = client.get("/model/labels").get_json()
     assert body["count"] == 80 == len(body["labels"])
