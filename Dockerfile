@@ -99,13 +99,16 @@ LABEL org.opencontainers.image.title="object-detector" \
 
 # The same MODEL* names as the build args: config.Settings derives <ASSETS_DIR>/models/<name>
 # from them, which is where the model stage installed the model. HOME=/tmp because the root
-# filesystem is read-only in Kubernetes and /tmp is the only writable place.
+# filesystem is read-only in Kubernetes and /tmp is the only writable place. HOST=0.0.0.0: in a
+# container the service must listen on every interface to be reachable through -p or a Service
+# (outside one, the default is loopback only).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     TF_CPP_MIN_LOG_LEVEL=1 \
     ASSETS_DIR=/app/assets \
+    HOST=0.0.0.0 \
     PORT=5000 \
     MODEL=${MODEL} \
     MODEL_URL=${MODEL_URL} \

@@ -16,7 +16,7 @@ from config import Settings
 _settings = Settings.from_env()
 
 wsgi_app = "app:create_app()"
-bind = [f"0.0.0.0:{_settings.port}"]
+bind = [_settings.bind]  # HOST: 127.0.0.1 unless set (the Docker image sets 0.0.0.0)
 workers = _settings.workers
 worker_class = "gthread"
 threads = _settings.threads
