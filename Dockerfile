@@ -106,7 +106,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
-    TF_CPP_MIN_LOG_LEVEL=1 \
     ASSETS_DIR=/app/assets \
     HOST=0.0.0.0 \
     PORT=5000 \

@@ -262,8 +262,12 @@ def predict(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # LOG_LEVEL=DEBUG also lets TensorFlow's start-up messages through (core.ssd.engines.quiet)
+        debug = Settings.from_env().log_level == "DEBUG"
+    except ConfigError:
+        debug = False  # predict() reports the bad setting
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG if debug else logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
