@@ -87,7 +87,8 @@ ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
 ARG BACKEND=auto
-ARG VERSION=dev
+# The project's version (pyproject.toml); the release workflow passes the same, from the tag it checked.
+ARG VERSION=2.0.0
 ARG REVISION=unknown
 
 LABEL org.opencontainers.image.title="object-detector" \
@@ -119,7 +120,8 @@ RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /
 
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
-COPY app.py config.py gunicorn.conf.py ./
+# pyproject.toml: the API reads the project's version from it (Swagger's info.version).
+COPY app.py config.py gunicorn.conf.py pyproject.toml LICENSE ./
 COPY api/ api/
 COPY core/ core/
 COPY assets/ assets/

@@ -164,3 +164,12 @@ def test_model_that_fails_to_load_is_not_ready_never_500(settings, tmp_path):
     assert ready.status_code == 503 and ready.get_json()["status"] == "failed"
     assert_error(post(c, upload()), 503, "failed to load")
     assert c.get("/health/live").status_code == 200
+
+
+def test_swagger_version_is_the_project_version(client):
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert client.get("/swagger.json").get_json()["info"]["version"] == version
