@@ -15,6 +15,7 @@ TF_NOISE = [
     b"I0000 00:00:1795994990.015926   18407 port.cc:153] oneDNN custom operations are on. You may see ...\n",
     b"I0000 00:00:1795994990.151472   18407 cpu_feature_guard.cc:227] This TensorFlow binary is optimized ...\n",
     b"To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow ...\n",
+    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",  # LiteRT, making an interpreter
 ]
 
 

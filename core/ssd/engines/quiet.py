@@ -1,4 +1,5 @@
-"""TensorFlow imported without its start-up noise on stderr, unless the user asks for it.
+"""TensorFlow imported, and LiteRT interpreters made, without their start-up noise on stderr,
+unless the user asks for it.
 
 Importing TensorFlow prints absl's "All log messages before absl::InitializeLog() ..." warning,
 the oneDNN notice and the CPU-feature notice, straight to file descriptor 2 from C++: Python's
@@ -7,6 +8,8 @@ debug logging is on (``LOG_LEVEL=DEBUG`` in the service) or the user set
 ``TF_CPP_MIN_LOG_LEVEL=0``, this sets ``TF_CPP_MIN_LOG_LEVEL=2`` when it is unset (TensorFlow's
 C++ errors still show) and, while TensorFlow is imported, passes stderr through a filter that
 drops exactly those lines; everything else written meanwhile, by any thread, goes through.
+LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." is filtered the same way
+while the TFLite engine makes its interpreters.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from types import ModuleType
 
 #: The lines TensorFlow prints on import and nothing else: absl's pre-initialisation warning, the
 #: oneDNN and CPU-feature notices (INFO lines from port.cc and cpu_feature_guard.cc) and the
-#: second line of the latter.
+#: second line of the latter; and LiteRT's notice when an interpreter gets XNNPACK.
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|I\d{4} [\d:.]+ +\d+ (port|cpu_feature_guard)\.cc:\d+\] "
-    rb"|To enable the following instructions: )"
+    rb"|To enable the following instructions: "
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)"
 )
 
 
@@ -37,14 +41,25 @@ def tensorflow_requested_verbose() -> bool:
 
 def import_tensorflow() -> ModuleType:
     """``import tensorflow``, quietly unless asked (see the module docstring)."""
-    if "tensorflow" in sys.modules or tensorflow_requested_verbose():
+    if "tensorflow" in sys.modules:
         import tensorflow
 
         return tensorflow
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with filtered_stderr(NOISE):
+    with quiet_start():
         import tensorflow
     return tensorflow
+
+
+@contextmanager
+def quiet_start() -> Iterator[None]:
+    """Run the block (an import, an engine's set-up) with the start-up noise kept off stderr,
+    unless asked (see the module docstring)."""
+    if tensorflow_requested_verbose():
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with filtered_stderr(NOISE):
+        yield
 
 
 @contextmanager
