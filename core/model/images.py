@@ -110,17 +110,23 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
     """The canvas size ``data``'s header declares, read by the format's own Pillow plugin without
     Pillow's decompression-bomb check (which :func:`Image.open` applies; ours replaces it).
     Nothing is decoded. None when no supported plugin accepts the header."""
-    prefix = data[:16]
     for fmt in FORMATS:
-        factory, accept = Image.OPEN[fmt]
-        try:
-            accepted = accept is None or accept(prefix)
-            if accepted and not isinstance(accepted, str):  # a str is Pillow's "not quite" warning
-                with factory(io.BytesIO(data), "") as img:
-                    return img.size
-        except Exception:  # noqa: BLE001, S112 - a plugin that cannot read this header: try the next one
-            continue
+        size = _size_by_plugin(fmt, data)
+        if size is not None:
+            return size
     return None
+
+
+def _size_by_plugin(fmt: str, data: bytes) -> tuple[int, int] | None:
+    factory, accept = Image.OPEN[fmt]
+    try:
+        accepted = accept is None or accept(data[:16])
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "not quite" warning
+            return None
+        with factory(io.BytesIO(data), "") as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - a plugin that cannot read this header: not this format
+        return None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
