@@ -32,7 +32,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 fetch: $(VENV)/.runtime
 	$(PY) -m core fetch
 
-## run: serve the model with gunicorn on $$PORT (default 5000)
+## run: serve the model with gunicorn on $$HOST:$$PORT (default 127.0.0.1:5000; HOST=0.0.0.0 to serve other machines)
 run: fetch
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
