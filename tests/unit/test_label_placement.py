@@ -102,3 +102,17 @@ def test_drawn_tags_are_the_laid_out_rectangles():
         # The tag's corners carry its fill (the text never reaches the padding).
         for x, y in ((left, top), (right - 1, top), (left, bottom - 1), (right - 1, bottom - 1)):
             assert tuple(out[y, x]) == colour, (label.text, x, y)
+
+
+def test_a_hundred_detections_the_most_a_model_returns():
+    """threshold=0 gives SSD's 100 detections: labels that fit are placed, the rest left out, fast."""
+    rng = random.Random(7)
+    dets = []
+    for _ in range(100):
+        y, x = rng.random() * 0.9, rng.random() * 0.9
+        dets.append(Detection(rng.randrange(1, 91), "traffic light", rng.random(), (y, x, y + 0.1, x + 0.1)))
+    for size in ((300, 300), (640, 480), (4000, 3000)):
+        labels = layout_labels(size, dets)
+        assert_valid([label.rect for label in labels], size)
+        assert len(labels) >= 20
+        assert labels[0].detection == max(dets, key=lambda d: d.score)  # placed best first

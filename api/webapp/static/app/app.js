@@ -155,7 +155,7 @@
     overlay.append(boxes, labels);
     // Whole pixels that are surely inside the picture (clientWidth rounds a fractional width up or down).
     const shown = img.getBoundingClientRect(), iw = Math.floor(shown.width), ih = Math.floor(shown.height);
-    const placed = [];
+    const placed = [], failed = []; // failed: label sizes that fitted nowhere (nothing as large fits later)
     const ranked = [...list].sort((a, b) => b.probability - a.probability);
     for (const d of [...ranked].reverse()) { // the best detection's outline on top
       const [ymin, xmin, ymax, xmax] = d.detection_box;
@@ -175,7 +175,9 @@
       labels.append(group); // in the page, so the text can be measured
       const pad = 3, tw = Math.ceil(text.getComputedTextLength()) + 2 * pad, th = font + 2 * pad;
       const box = [Math.round(xmin * w), Math.round(ymin * h), Math.round(xmax * w), Math.round(ymax * h)];
-      const rect = placeLabel(box, tw, th, Math.min(w, iw), Math.min(h, ih), placed);
+      const hopeless = failed.some(([fw, fh]) => tw >= fw && th >= fh);
+      const rect = hopeless ? null : placeLabel(box, tw, th, Math.min(w, iw), Math.min(h, ih), placed);
+      if (!rect && !hopeless) failed.push([tw, th]);
       if (!rect) {
         group.remove();
         continue;
