@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from core.errors import InvalidInput, ModelNotReady
-from core.metrics import INFERENCE_SECONDS
+from core.metrics import inference_seconds
 from core.model.detection import Detection
 from core.model.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, to_rgb
 
@@ -117,7 +117,7 @@ class ModelWrapper(ABC):
         if not 0.0 <= threshold <= 1.0:  # also false for NaN
             raise InvalidInput(f"threshold must be a number in [0, 1], got {threshold!r}")
         decoded = self.decode(image, max_pixels)
-        with INFERENCE_SECONDS.time():
+        with inference_seconds().time():
             return self.postprocess(self.predict(self.preprocess(decoded)), threshold)
 
     def predict_json(

@@ -130,3 +130,17 @@ def test_get_stops_waiting_when_the_load_fails() -> None:
     caller.join(60)
     assert not caller.is_alive()  # it stopped waiting when the load failed, long before the 600 s
     assert len(errors) == 1 and "weights are corrupt" in str(errors[0])
+
+
+def test_gunicorns_master_does_not_import_prometheus_client():
+    """gunicorn.conf.py imports config in the master before on_starting sets PROMETHEUS_MULTIPROC_DIR,
+    and prometheus-client picks memory or that directory once, on import: imported there, every
+    worker would count in its own memory and /metrics would be empty."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = "import config, sys; print('prometheus_client' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
