@@ -143,10 +143,10 @@ def test_the_network_runs_as_one_xnnpack_piece(float_settings):
 
 
 def test_optimize_never_writes_over_a_fetched_file(float_settings, capsys):
-    from core.artifacts.optimize import main
+    from core.cli import main  # `objdet optimize` (python -m core optimize)
 
     (graph,) = float_settings.model_dir.rglob("frozen_inference_graph.pb")
     before = graph.read_bytes()
-    assert main([str(float_settings.model_dir), "--output", str(graph)]) == 1
+    assert main(["optimize", str(float_settings.model_dir), "--output", str(graph)]) == 1
     assert "came with the model archive" in capsys.readouterr().err
     assert graph.read_bytes() == before
