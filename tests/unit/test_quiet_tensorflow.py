@@ -50,3 +50,24 @@ def test_debug_logging_or_tf_cpp_min_log_level_0_asks_for_the_noise(monkeypatch)
         assert tensorflow_requested_verbose()
     finally:
         root.setLevel(level)
+
+
+def test_a_child_that_outlives_the_block_still_reaches_stderr(capfd):
+    """A process started inside inherits the filter's pipe; what it writes later is still forwarded
+    (leaving the block waits up to 10 s for such a child to let go of the pipe)."""
+    import subprocess
+    import time
+
+    with filtered_stderr(NOISE):
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; time.sleep(0.3); print('late', file=sys.stderr)"]
+        )
+    print("after", file=sys.stderr)
+    child.wait(timeout=30)
+    err = ""
+    for _ in range(100):  # the pump forwards the child's line once it has written it
+        err += capfd.readouterr().err
+        if "late" in err:
+            break
+        time.sleep(0.05)
+    assert sorted(err.splitlines()) == ["after", "late"]

@@ -68,17 +68,28 @@ def filtered_stderr(noise: re.Pattern[bytes]) -> Iterator[None]:
     reach the real stderr (a thread forwards them as they come)."""
     sys.stderr.flush()
     try:
-        real = os.dup(2)
         read_end, write_end = os.pipe()
+    except OSError:  # out of file descriptors: better noise than no start
+        yield
+        return
+    try:
+        real = os.dup(2)
     except OSError:  # no stderr to filter (closed): nothing to hide either
+        os.close(read_end)
+        os.close(write_end)
         yield
         return
 
     def forward() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not noise.match(line):
-                    os.write(real, line)
+        # The pump owns ``real``: a child process started meanwhile may hold the pipe open after
+        # the block ends, and its lines must still reach stderr, never a reused descriptor.
+        try:
+            with os.fdopen(read_end, "rb") as pipe:
+                for line in pipe:
+                    if not noise.match(line):
+                        os.write(real, line)
+        finally:
+            os.close(real)
 
     os.dup2(write_end, 2)
     os.close(write_end)
@@ -90,4 +101,3 @@ def filtered_stderr(noise: re.Pattern[bytes]) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(real, 2)  # closes the pipe's last write end: the pump reads to the end and stops
         pump.join(timeout=10)
-        os.close(real)
