@@ -87,7 +87,8 @@ ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
 ARG BACKEND=auto
-ARG VERSION=dev
+# The project's version (pyproject.toml); the release workflow passes the same, from the tag it checked.
+ARG VERSION=2.0.0
 ARG REVISION=unknown
 
 LABEL org.opencontainers.image.title="object-detector" \
@@ -99,13 +100,15 @@ LABEL org.opencontainers.image.title="object-detector" \
 
 # The same MODEL* names as the build args: config.Settings derives <ASSETS_DIR>/models/<name>
 # from them, which is where the model stage installed the model. HOME=/tmp because the root
-# filesystem is read-only in Kubernetes and /tmp is the only writable place.
+# filesystem is read-only in Kubernetes and /tmp is the only writable place. HOST=0.0.0.0: in a
+# container the service must listen on every interface to be reachable through -p or a Service
+# (outside one, the default is loopback only).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
-    TF_CPP_MIN_LOG_LEVEL=1 \
     ASSETS_DIR=/app/assets \
+    HOST=0.0.0.0 \
     PORT=5000 \
     MODEL=${MODEL} \
     MODEL_URL=${MODEL_URL} \
@@ -117,7 +120,8 @@ RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /
 
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
-COPY app.py config.py gunicorn.conf.py ./
+# pyproject.toml: the API reads the project's version from it (Swagger's info.version).
+COPY app.py config.py gunicorn.conf.py pyproject.toml LICENSE ./
 COPY api/ api/
 COPY core/ core/
 COPY assets/ assets/

@@ -14,10 +14,12 @@ TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cde
 
 .PHONY: run test test-fast lint lock docs fetch chromium bench clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# The project itself, editable and without dependencies: gives .venv/bin/objdet (pyproject.toml).
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -30,7 +32,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 fetch: $(VENV)/.runtime
 	$(PY) -m core fetch
 
-## run: serve the model with gunicorn on $$PORT (default 5000)
+## run: serve the model with gunicorn on $$HOST:$$PORT (default 127.0.0.1:5000; HOST=0.0.0.0 to serve other machines)
 run: fetch
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 

@@ -12,7 +12,7 @@ from flask import Flask
 
 from api import create_api
 from api.middleware import cors, metrics, request_log, security
-from config import Settings
+from config import ConfigError, Settings
 from core.errors import ModelLoadError
 from core.model.wrapper import ModelWrapper
 from core.serving.factory import detector
@@ -33,6 +33,24 @@ def build_model(settings: Settings) -> ModelWrapper:
     except ModelLoadError as exc:  # the message names the directory and the command that fills it
         log.error("cannot start: %s", exc)
         raise
+
+
+#: The exit code gunicorn's master reads as "a worker failed to boot": it then stops instead of
+#: restarting the worker forever, and exits non-zero itself.
+WORKER_BOOT_ERROR = 3
+
+
+def serve() -> Flask:
+    """gunicorn's entry point (``wsgi_app`` in ``gunicorn.conf.py``): :func:`create_app` from the
+    environment. A start that cannot succeed (no verified model, a bad setting) has already said
+    why in one ``cannot start:`` line; the worker then exits without gunicorn's traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:  # gunicorn.conf.py refuses these first; kept for other launchers
+        log.error("cannot start: %s", exc)
+        raise SystemExit(WORKER_BOOT_ERROR) from None
+    except ModelLoadError:
+        raise SystemExit(WORKER_BOOT_ERROR) from None
 
 
 def create_app(

@@ -9,6 +9,7 @@ table has one source to match. ``core`` never imports this module: it is passed 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from core.artifacts.plan import Source
 from core.assets import ASSETS_DIR
 from core.errors import DetectorError
 from core.model.images import DEFAULT_MAX_PIXELS
+from core.model.wrapper import DEFAULT_THRESHOLD
 from core.ssd.engines.base import usable_cpus
 
 ROOT = Path(__file__).resolve().parent
@@ -30,6 +32,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
 #: Printable ASCII without spaces, so the key survives any HTTP header; long enough not to be guessed.
 _API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
+#: A host name (an IP address is checked as one): nothing that breaks gunicorn's HOST:PORT syntax.
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -90,10 +94,12 @@ class Settings:
     assets_dir: Path = setting(DEFAULT_ASSETS_DIR)
     #: Inference backend: ``auto`` picks the model's preferred one.
     backend: str = setting("auto", case="lower")
+    #: Address gunicorn listens on: loopback by default; the Docker image sets 0.0.0.0.
+    host: str = setting("127.0.0.1", case="lower")
     #: TCP port gunicorn listens on.
     port: int = setting(5000, minimum=1)
     #: Threshold used when a request gives none (MAX's default).
-    default_threshold: float = setting(0.7)
+    default_threshold: float = setting(DEFAULT_THRESHOLD)
     #: Largest accepted request body in bytes; larger bodies get 413.
     max_upload_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
     #: Largest accepted image in pixels (width*height), checked before decoding.
@@ -136,6 +142,8 @@ class Settings:
             raise ConfigError("MODEL_SHA256 is set but MODEL_URL is not")
         if self.backend not in {"auto", "tf", "tflite"}:
             raise ConfigError(f"BACKEND must be auto, tf or tflite, got {self.backend!r}")
+        if not _valid_host(self.host):
+            raise ConfigError(f"HOST must be an IP address or a host name, got {self.host!r}")
         if self.port > 65535:
             raise ConfigError(f"PORT must be in 1..65535, got {self.port}")
         if not 0.0 <= self.default_threshold <= 1.0:  # also false for NaN
@@ -171,6 +179,11 @@ class Settings:
         return max(1, usable_cpus() // self.workers)
 
     @property
+    def bind(self) -> str:
+        """``HOST:PORT`` as gunicorn takes it (an IPv6 address in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
     def source(self) -> Source:
         """The model to serve, as the fetcher takes it."""
         return Source(self.model, self.model_url, self.model_sha256)
@@ -189,6 +202,15 @@ class Settings:
     def model_dir(self) -> Path:
         """Directory holding the verified, extracted model files."""
         return self.models_dir / self.model_name
+
+
+def _valid_host(host: str) -> bool:
+    """An IPv4 or IPv6 address, or a host name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST_NAME.match(host))
+    return True
 
 
 def _parse(f: Field[Any], raw: str) -> Any:

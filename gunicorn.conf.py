@@ -8,15 +8,23 @@ after the fork. The model loads in a background thread, so the worker heartbeat 
 import os
 import shutil
 import signal
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from config import Settings
+from config import ConfigError, Settings
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except ConfigError as exc:
+    # One line and exit code 2 (bad configuration, as on the command line), instead of gunicorn's
+    # "Failed to read config file" and a traceback. SystemExit passes through gunicorn's handler.
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR app: cannot start: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
-wsgi_app = "app:create_app()"
-bind = [f"0.0.0.0:{_settings.port}"]
+wsgi_app = "app:serve()"  # create_app(), and a failed start exits with one line, not a traceback
+bind = [_settings.bind]  # HOST: 127.0.0.1 unless set (the Docker image sets 0.0.0.0)
 workers = _settings.workers
 worker_class = "gthread"
 threads = _settings.threads

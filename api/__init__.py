@@ -6,6 +6,10 @@ shared ``forms``, ``errors`` (the one error-to-status table) and ``context``. Sw
 
 from __future__ import annotations
 
+import importlib.metadata
+import tomllib
+from pathlib import Path
+
 from flask import Flask
 from flask_restx import Api
 
@@ -15,7 +19,21 @@ from api.max import annotate, labels, metadata, predict
 from api.middleware.security import SecuredApi
 from api.v2 import endpoints
 
-API_VERSION = "1.0"
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def project_version() -> str:
+    """The project's one version, ``[project] version`` in pyproject.toml (copied into the image);
+    the installed package's metadata when the file is not beside the code."""
+    try:
+        with PYPROJECT.open("rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except FileNotFoundError:
+        return importlib.metadata.version("object-detector")
+
+
+#: Swagger's ``info.version``: the project's version (the image label and the release tag agree).
+API_VERSION = project_version()
 
 
 def create_api(app: Flask) -> Api:

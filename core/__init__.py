@@ -15,41 +15,16 @@ detector and its engines), ``artifacts`` (the verified supply chain of model fil
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadError, ModelNotReady
-    from core.model.detection import Detection
-    from core.model.images import DecodedImage, decode_image
-    from core.model.wrapper import ModelInfo, ModelWrapper
-    from core.serving.factory import detector, detector_at
-
-#: Where each public name lives. Imported on first use, not with the package: ``config`` (read
-#: by gunicorn's master) imports light modules of ``core``, and the master must not import
-#: prometheus_client before it has set PROMETHEUS_MULTIPROC_DIR for the workers.
-_EXPORTS = {
-    "DetectorError": "core.errors",
-    "ImageTooLarge": "core.errors",
-    "InvalidInput": "core.errors",
-    "ModelLoadError": "core.errors",
-    "ModelNotReady": "core.errors",
-    "Detection": "core.model.detection",
-    "DecodedImage": "core.model.images",
-    "decode_image": "core.model.images",
-    "ModelInfo": "core.model.wrapper",
-    "ModelWrapper": "core.model.wrapper",
-    "detector": "core.serving.factory",
-    "detector_at": "core.serving.factory",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'core' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+from core.assets import ASSETS_DIR
+from core.errors import DetectorError, ImageTooLarge, InvalidInput, ModelLoadError, ModelNotReady
+from core.model.detection import Detection
+from core.model.images import DecodedImage, decode_image
+from core.model.wrapper import DEFAULT_THRESHOLD, ModelInfo, ModelWrapper
+from core.serving.factory import detector, detector_at
 
 
 def load_detector(name_or_path: str | Path, *, assets_dir: Path | None = None, **options: Any) -> ModelWrapper:
@@ -59,9 +34,6 @@ def load_detector(name_or_path: str | Path, *, assets_dir: Path | None = None, *
     the name of a catalog model or of a model installed under ``<assets_dir>/models/``; a catalog
     model is fetched and verified on first use. ``options``: ``backend`` and ``engine_threads``.
     """
-    from core.assets import ASSETS_DIR
-    from core.serving.factory import detector, detector_at
-
     if is_path(name_or_path):
         return detector_at(name_or_path, **options).load()
     return detector(str(name_or_path), (assets_dir or ASSETS_DIR) / "models", fetch=True, **options).load()
@@ -74,6 +46,7 @@ def is_path(name_or_path: str | Path) -> bool:
 
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "DecodedImage",
     "Detection",
     "DetectorError",
@@ -86,6 +59,5 @@ __all__ = [
     "decode_image",
     "detector",
     "detector_at",
-    "is_path",
     "load_detector",
 ]

@@ -1,16 +1,28 @@
 """Inference metrics, recorded where inference happens so every caller (HTTP, CLI, Python API) counts.
 
 prometheus-client keeps them in process memory, or in ``PROMETHEUS_MULTIPROC_DIR`` when gunicorn
-runs several workers; ``api/metrics.py`` exposes them.
+runs several workers; ``api/middleware/metrics.py`` exposes them.
+
+prometheus-client is imported on first use, not with this module: it chooses between memory and
+``PROMETHEUS_MULTIPROC_DIR`` once, when it is imported. gunicorn's master imports ``config`` (and
+so ``core``) before its ``on_starting`` hook sets that directory; had it imported
+prometheus-client too, every forked worker would count in its own memory and ``/metrics`` would
+show nothing.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Histogram
+from functools import cache
+from typing import Any
 
-#: Seconds per image for preprocess + network + postprocess; decoding the upload is not included.
-INFERENCE_SECONDS = Histogram(
-    "objdet_inference_seconds",
-    "Model inference time per image (preprocess, network, postprocess), in seconds",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
-)
+
+@cache
+def inference_seconds() -> Any:
+    """The histogram of seconds per image for preprocess + network + postprocess (decoding excluded)."""
+    from prometheus_client import Histogram
+
+    return Histogram(
+        "objdet_inference_seconds",
+        "Model inference time per image (preprocess, network, postprocess), in seconds",
+        buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
+    )

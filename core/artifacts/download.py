@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -39,8 +39,16 @@ class DownloadError(ArtifactError):
     """The bytes could not be obtained."""
 
 
+class NetworkError(DownloadError):
+    """The server could not be reached at all (refused, unknown host, timeout), even after retries."""
+
+
 class _Transient(Exception):
-    """A failure worth another attempt."""
+    """A failure worth another attempt; ``network`` when the server could not be reached at all."""
+
+    def __init__(self, message: str, network: bool = False) -> None:
+        super().__init__(message)
+        self.network = network
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,16 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def public_url(url: str) -> str:
+    """``url`` as a client of the service may see it (``/model/metadata``'s ``source``): a ``file://``
+    URL only by its file name (``file: model.tar.gz``: the server's paths stay private), any other
+    without user:password and without its query (signed URLs carry tokens there)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        return f"file: {PurePosixPath(unquote(parts.path)).name}"
+    return urlunsplit(urlsplit(redact(url))._replace(query="", fragment=""))
+
+
 def download(
     url: str,
     dest: Path,
@@ -98,7 +116,8 @@ def download(
             return _fetch_once(url, dest, algorithms, retry.timeout, max_bytes, progress)
         except _Transient as exc:
             if attempt >= retry.attempts:
-                raise DownloadError(f"download of {redact(url)} failed after {attempt} attempts: {exc}") from None
+                failed = NetworkError if exc.network else DownloadError
+                raise failed(f"download of {redact(url)} failed after {attempt} attempts: {exc}") from None
             delay = retry.base_delay * 2 ** (attempt - 1)
             log.warning("download of %s failed: %s; retrying in %.2fs", redact(url), exc, delay)
             time.sleep(delay)
@@ -148,8 +167,10 @@ def _open(url: str, timeout: float) -> tuple[BinaryIO, int | None]:
             raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
         raise DownloadError(f"{redact(url)}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise _Transient(f"cannot connect: {exc.reason}") from None
-    except (OSError, http.client.HTTPException) as exc:
+        raise _Transient(f"cannot connect: {exc.reason}", network=True) from None
+    except OSError as exc:  # a timeout or reset before any answer
+        raise _Transient(f"{type(exc).__name__}: {exc}", network=True) from None
+    except http.client.HTTPException as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
     length = resp.headers.get("Content-Length")
     return resp, int(length) if length and length.isdigit() else None

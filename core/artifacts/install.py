@@ -40,7 +40,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from core.artifacts.catalog import Catalog
-from core.artifacts.download import RetryPolicy, download, redact
+from core.artifacts.download import NetworkError, RetryPolicy, download, redact
 from core.artifacts.extract import UnsafeArchiveError, extract
 from core.artifacts.integrity import IntegrityError, check_digests, hash_file
 from core.artifacts.manifest import MANIFEST, Manifest, read_manifest, verify_installed, write_manifest
@@ -88,6 +88,15 @@ def ensure_model(
         work = Path(tempfile.mkdtemp(prefix=f".{plan.name}.partial-", dir=models))
         try:
             _install(plan, work, target, limits, retry, sys.stderr if show_progress else None)
+        except NetworkError as exc:
+            if source.url:  # the user's own URL: they know where it points
+                raise
+            # A catalog model from the internet, and no internet: say what works offline.
+            example = Path(urlsplit(plan.url).path).name or "model.tar.gz"
+            raise NetworkError(
+                f"{exc}; offline? point MODEL_URL and MODEL_SHA256 at a local archive, "
+                f"e.g. MODEL_URL=file:///path/to/{example} MODEL_SHA256=<sha256>"
+            ) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target

@@ -30,6 +30,7 @@ import numpy as np
 from core.artifacts.manifest import MANIFEST, check_derivable, record_derived_file
 from core.errors import ModelLoadError
 from core.ssd.detector import find_model
+from core.ssd.engines.quiet import import_tensorflow
 from core.ssd.engines.tensorflow import fixed_input_size
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class PostProcessing:
 
 def convert(model: Path, output: Path | None = None) -> Path:
     """Write the float TFLite version of the frozen graph under ``model``; returns its path."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     graph_file, _ = find_model(Path(model), "frozen_graph")
     graph_def = tf.compat.v1.GraphDef()

@@ -1,4 +1,4 @@
-"""``python -m core``: the command lines, one module each.
+"""``objdet`` (or ``python -m core``): the command lines, one module each.
 
 This package is the composition root of the command line: it reads the service's settings
 (``config``) and passes plain values to the rest of ``core``, which never imports ``config``.
@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from core.cli import fetch, optimize, predict
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Object detection on the command line.")
+def build_parser(prog: str = "objdet") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Object detection on the command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (fetch, optimize, predict):
         module.register(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "objdet") -> int:
+    """The ``objdet`` command (``[project.scripts]``); ``python -m core`` runs it too."""
+    args = build_parser(prog).parse_args(argv)
     return int(args.run(args))

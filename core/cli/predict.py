@@ -23,7 +23,7 @@ from core import load_detector
 from core.errors import DetectorError, InvalidInput
 from core.model.annotate import draw_detections, encode
 from core.model.images import DecodedImage, decode_image
-from core.model.wrapper import ModelWrapper
+from core.model.wrapper import DEFAULT_THRESHOLD, ModelWrapper
 
 #: Files picked up when a folder is given (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -55,7 +55,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="catalog name installed under ASSETS_DIR/models, or a model directory or file; "
         "repeat to run several models on each image",
     )
-    predict.add_argument("--threshold", type=_threshold, default=0.5, help="minimum score, in [0, 1] (default 0.5)")
+    predict.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=DEFAULT_THRESHOLD,
+        help=f"minimum score, in [0, 1] (default {DEFAULT_THRESHOLD})",
+    )
     predict.add_argument(
         "--out", type=Path, metavar="DIR", help="also write annotated copies here, mirroring the folders' layout"
     )
@@ -257,8 +262,12 @@ def predict(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # LOG_LEVEL=DEBUG also lets TensorFlow's start-up messages through (core.ssd.engines.quiet)
+        debug = Settings.from_env().log_level == "DEBUG"
+    except ConfigError:
+        debug = False  # predict() reports the bad setting
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG if debug else logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

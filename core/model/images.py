@@ -58,14 +58,25 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
     if not data:
         raise InvalidInput("the uploaded image file is empty")
     try:
-        # Pillow refuses a canvas over twice its own limit while opening; ours is checked next,
-        # from the header, before any pixel is decoded.
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        # The pixel count is checked from the header, before any pixel is decoded.
+        declared = _webp_size(data)  # Pillow's WebP plugin allocates the whole canvas while opening
+        if declared and declared[0] * declared[1] > max_pixels:
+            raise _too_large(declared, max_pixels)
+        try:
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+        except Image.DecompressionBombError:
+            # Over twice Pillow's own limit (any format): say it with our limit, like every other size.
+            size = _declared_size(data)
+            if size is None:
+                raise ImageTooLarge(
+                    f"image is too large: more than {max_pixels} pixels; the limit is {max_pixels}"
+                ) from None
+            # Pillow opens nothing over twice its limit, even under a higher MAX_IMAGE_PIXELS.
+            pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+            raise _too_large(size, max_pixels if size[0] * size[1] > max_pixels else pillow_limit) from None
         width, height = img.size
         if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
-            )
+            raise _too_large((width, height), max_pixels)
         fmt = img.format or "unknown"
         orientation = _orientation(img)
         if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
@@ -75,8 +86,6 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
         rgb = to_rgb(upright)
     except (ImageTooLarge, InvalidInput):
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"image is too large: {exc}") from exc
     except UnidentifiedImageError:
         raise InvalidInput(
             "the uploaded file is not an image in a supported format (JPEG, PNG, GIF, BMP, WebP, TIFF)"
@@ -84,6 +93,50 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
     except Exception as exc:  # noqa: BLE001 - any decoder failure on client bytes is the client's 400
         raise InvalidInput(f"the image is truncated or corrupt: {exc}") from None
     return DecodedImage(image=rgb, format=fmt, original_size=(width, height), quarter_turn=orientation in (5, 6, 7, 8))
+
+
+def _too_large(size: tuple[int, int], max_pixels: int) -> ImageTooLarge:
+    """The one message for an image over the pixel limit, whatever its format."""
+    width, height = size
+    return ImageTooLarge(f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size a WebP header declares (VP8X, lossless VP8L or lossy VP8), else None."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if kind == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size ``data``'s header declares, read by the format's own Pillow plugin without
+    Pillow's decompression-bomb check (which :func:`Image.open` applies; ours replaces it).
+    Nothing is decoded. None when no supported plugin accepts the header."""
+    for fmt in FORMATS:
+        size = _size_by_plugin(fmt, data)
+        if size is not None:
+            return size
+    return None
+
+
+def _size_by_plugin(fmt: str, data: bytes) -> tuple[int, int] | None:
+    factory, accept = Image.OPEN[fmt]
+    try:
+        accepted = accept is None or accept(data[:16])
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "not quite" warning
+            return None
+        with factory(io.BytesIO(data), "") as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - a plugin that cannot read this header: not this format
+        return None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -15,11 +15,14 @@ from typing import Any
 from PIL import Image
 
 from core.errors import InvalidInput, ModelNotReady
-from core.metrics import INFERENCE_SECONDS
+from core.metrics import inference_seconds
 from core.model.detection import Detection
 from core.model.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, to_rgb
 
 ImageInput = bytes | Image.Image | DecodedImage
+#: The score a detection needs when the caller gives no threshold: MAX's default, and the one of
+#: every interface (``POST /model/predict``'s ``DEFAULT_THRESHOLD`` setting, the command line, ``detect``).
+DEFAULT_THRESHOLD = 0.7
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class ModelWrapper(ABC):
         raise TypeError(f"expected bytes, a PIL image or a DecodedImage, got {type(image).__name__}")
 
     def detect(
-        self, image: ImageInput, threshold: float = 0.5, max_pixels: int = DEFAULT_MAX_PIXELS
+        self, image: ImageInput, threshold: float = DEFAULT_THRESHOLD, max_pixels: int = DEFAULT_MAX_PIXELS
     ) -> list[Detection]:
         """The whole chain: decode (if needed) -> preprocess -> predict -> postprocess."""
         if not self.ready:
@@ -114,11 +117,11 @@ class ModelWrapper(ABC):
         if not 0.0 <= threshold <= 1.0:  # also false for NaN
             raise InvalidInput(f"threshold must be a number in [0, 1], got {threshold!r}")
         decoded = self.decode(image, max_pixels)
-        with INFERENCE_SECONDS.time():
+        with inference_seconds().time():
             return self.postprocess(self.predict(self.preprocess(decoded)), threshold)
 
     def predict_json(
-        self, image: ImageInput, threshold: float = 0.5, max_pixels: int = DEFAULT_MAX_PIXELS
+        self, image: ImageInput, threshold: float = DEFAULT_THRESHOLD, max_pixels: int = DEFAULT_MAX_PIXELS
     ) -> list[dict[str, Any]]:
         """Predictions exactly as ``/model/predict`` returns them."""
         return [d.to_json() for d in self.detect(image, threshold, max_pixels)]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from core.artifacts.catalog import Catalog, CatalogEntry, load_catalog
+from core.artifacts.download import public_url
 from core.artifacts.install import ensure_model, installed_model_dir
 from core.artifacts.manifest import read_manifest, verify_installed
 from core.artifacts.plan import Source
@@ -121,7 +122,7 @@ def _installed_detector(
         id=name,
         name=f"SSD MobileNet ({entry.name if entry else name})",
         description=DESCRIPTION,
-        source=entry.source if entry else manifest.url,
+        source=entry.source if entry else public_url(manifest.url),
         license=entry.license if entry else "see the model archive",
         extra={"version": manifest.archive["sha256"][:12], "installed_at": manifest.installed_at},
     )

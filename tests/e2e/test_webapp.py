@@ -202,6 +202,46 @@ def test_tall_photo_is_scaled_to_fit_and_boxes_scale_with_it(page):
     assert_drawn_where_the_api_says(page, body["predictions"], "dog")
 
 
+def rects_intersect(a: dict, b: dict, slack: float = 0.01) -> bool:
+    """Playwright bounding boxes share area (beyond sub-pixel rounding)."""
+    return (
+        a["x"] + slack < b["x"] + b["width"]
+        and b["x"] + slack < a["x"] + a["width"]
+        and a["y"] + slack < b["y"] + b["height"]
+        and b["y"] + slack < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "viewport"), [("dog-human.jpg", (1280, 900)), ("kite.jpg", (1280, 900)), ("kite.jpg", (420, 700))]
+)
+def test_labels_never_overlap_and_stay_inside_the_picture(browser, base_url, name, viewport):
+    """As on the annotated images: at 0.30, dog-human.jpg's "dog" and "person" share a box and kite.jpg
+    has eleven detections; every rendered label (tag and text) is inside the photo and apart from the others."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.goto(base_url + "/app")
+    upload(page, require(IMAGES / name))
+    page.locator("#threshold").fill("0.3")
+    expect(page.locator("#threshold-value")).to_have_text("0.30")
+    shown = page.locator("#detections li").count()
+    assert shown >= 3
+    tags = page.locator("#overlay g.tag")
+    expect(tags).to_have_count(shown)  # room for every label here
+    img = page.locator("#photo").bounding_box()
+    rects = [tags.nth(i).bounding_box() for i in range(shown)]
+    for rect in rects:
+        assert rect["x"] >= img["x"] - 0.01 and rect["y"] >= img["y"] - 0.01, (rect, img)
+        assert rect["x"] + rect["width"] <= img["x"] + img["width"] + 0.01, (rect, img)
+        assert rect["y"] + rect["height"] <= img["y"] + img["height"] + 0.01, (rect, img)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not rects_intersect(a, b), (a, b)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"labels-{viewport[0]}-{name}.png"), full_page=True)
+    context.close()
+
+
 def _file_transfer(page: Page, path: Path):
     """A DataTransfer holding ``path`` as a File, as a drop or a paste would carry it."""
     return page.evaluate_handle(

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.model.annotate import label_colour
-from tests.conftest import image_bytes
+from core.model.annotate import label_colour, layout_labels
+from tests.conftest import IMAGES, image_bytes
+from tests.unit.test_label_placement import assert_valid
 
 
 def annotate(client, data: bytes, name="photo.jpg", headers=None, **fields):
@@ -130,3 +131,20 @@ def test_swagger_documents_annotate(client):
     assert {p["name"] for p in op["parameters"]} == {"image", "threshold", "format"}
     assert {"200", "400", "413", "503"} <= set(op["responses"])
     assert op["responses"]["400"]["schema"]["$ref"].endswith("/Error")
+
+
+PHOTOS = sorted(p.name for p in IMAGES.glob("*.jpg")) or ["dog-human.jpg"]
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_labels_on_real_photos_never_overlap_and_stay_inside(detector, name):
+    """At a low threshold (0.3) the photos have several detections on one object (dog-human.jpg:
+    "dog" and "person" share a box; kite.jpg: eleven): every label is drawn, none overlaps another,
+    all inside the picture, on the photo as uploaded and on a thumbnail of it."""
+    decoded = detector.decode(image_bytes(name))
+    detections = detector.detect(decoded, 0.3)
+    for size in (decoded.size, (decoded.size[0] // 4, decoded.size[1] // 4)):
+        labels = layout_labels(size, detections)
+        assert_valid([label.rect for label in labels], size)
+        if size == decoded.size:
+            assert len(labels) == len(detections), name  # room for every label at full size

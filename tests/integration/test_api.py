@@ -31,6 +31,19 @@ def test_metadata(client):
     assert body["backend"] == "tf"
 
 
+def test_metadata_of_a_custom_archive_names_it_without_the_servers_paths(settings, ssdlite_dir):
+    """MODEL_URL=file:///.../ssdlite_mobilenet_v2_coco.tar.gz: /model/metadata's source is the archive's
+    file name, never the server's absolute path."""
+    from app import create_app
+    from core.serving.factory import detector
+
+    assert settings.model_url.startswith("file://")  # make test's pin, and .ci/run's
+    model = detector(settings.source, settings.models_dir)  # what the service builds (not loaded here)
+    body = create_app(settings, model=model, background_load=False).test_client().get("/model/metadata").get_json()
+    assert body["source"] == "file: " + settings.model_url.rsplit("/", 1)[-1]
+    assert str(settings.model_url.removeprefix("file://").rsplit("/", 1)[0]) not in str(body)
+
+
 def test_labels_are_the_coco_map(client):
     body = client.get("/model/labels").get_json()
     assert body["count"] == 80 == len(body["labels"])
@@ -169,3 +182,12 @@ def test_an_unexpected_error_is_a_500_in_each_protocols_shape(client, detector, 
     pixels = {"name": "image_rgb", "datatype": "UINT8", "shape": [1, 1, 3], "data": [0, 0, 0]}
     v2 = client.post(f"/v2/models/{detector.info.id}/infer", json={"inputs": [pixels]})
     assert v2.status_code == 500 and v2.get_json() == {"error": "internal server error"}
+
+
+def test_swagger_version_is_the_project_version(client):
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert client.get("/swagger.json").get_json()["info"]["version"] == version

@@ -1,6 +1,7 @@
 """``python -m core predict`` with the real model: JSON lines, failures, annotated copies, one decode."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_folder_with_a_corrupt_file(photos, ssdlite_dir, tmp_path):
 def test_model_by_installed_name_exits_0_and_a_missing_model_exits_2(ssdlite_dir, tmp_path):
     # The fetcher installed the test model as <assets>/models/custom-<sha256[:12]>, with its manifest.
     name, assets = ssdlite_dir.name, ssdlite_dir.parent.parent
-    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", name, "--assets-dir", str(assets))
+    ok = run_cli(str(IMAGES / "jockey.jpg"), "--model", name, "--assets-dir", str(assets), "--threshold", "0.5")
     assert ok.returncode == 0, ok.stderr
     line = json.loads(ok.stdout)
     assert line["status"] == "ok" and line["model"] == name
@@ -124,3 +125,22 @@ def test_installed_model_with_a_planted_network_file_is_refused(ssdlite_dir, tmp
     (copy / "planted.tflite").write_bytes(b"never verified")
     with pytest.raises(ModelLoadError, match="planted.tflite .* not in its manifest"):
         load_detector(ssdlite_dir.name, assets_dir=tmp_path, backend="tflite")
+
+
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
+def test_the_command_line_is_quiet_unless_log_level_is_debug(ssdlite_dir, log_level):
+    """A real CLI run imports TensorFlow: nothing of its start-up on stderr, unless LOG_LEVEL=DEBUG."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "predict", str(ROOT / "samples" / "chelsea.jpg"), "--model", str(ssdlite_dir)],
+        cwd=ROOT,
+        env={**env, "LOG_LEVEL": log_level},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    noisy = "InitializeLog" in proc.stderr
+    assert noisy == (log_level == "DEBUG"), proc.stderr
+    if log_level == "INFO":
+        assert proc.stderr == ""

@@ -143,7 +143,7 @@ def test_the_network_runs_as_one_xnnpack_piece(float_settings):
 
 
 def test_optimize_never_writes_over_a_fetched_file(float_settings, capsys):
-    from core.cli import main
+    from core.cli import main  # `objdet optimize` (python -m core optimize)
 
     (graph,) = float_settings.model_dir.rglob("frozen_inference_graph.pb")
     before = graph.read_bytes()

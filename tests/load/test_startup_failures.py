@@ -42,6 +42,24 @@ def test_missing_model_exits_non_zero_with_one_clear_error_line(tmp_path: Path) 
     (line,) = cannot_start_lines(log)
     assert str(Settings.from_env(env).model_dir) in line and "python -m core fetch" in line
     assert "Worker failed to boot" in log
+    assert "Traceback" not in log and log.count("is not installed and verified") == 1  # said once, no stack
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"THREADS": "0"}, "THREADS must be >= 1, got 0"), ({"HOST": "my host"}, "HOST must be an IP address")],
+)
+def test_bad_setting_exits_2_with_one_line_before_serving(tmp_path: Path, setting, message) -> None:
+    """Plain ``gunicorn -c gunicorn.conf.py`` (as the Docker image runs it) with a bad setting: exit
+    code 2, as on the command line, and one line that names the setting, not gunicorn's traceback."""
+    env = {**model_env(tmp_path / "assets", *model_pin()), **setting}
+    server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+    assert exit_code(server) == 2
+    log = server.log_text()
+    (line,) = cannot_start_lines(log)
+    assert message in line
+    assert "Traceback" not in log and "Failed to read config file" not in log
+    assert len(log.strip().splitlines()) == 1, log
 
 
 def test_model_damaged_after_install_exits_non_zero(ssdlite_dir: Path, tmp_path: Path) -> None:
@@ -86,4 +104,7 @@ def test_verified_archive_that_is_not_a_model_stays_not_ready_and_predict_gets_5
         assert predict.status_code == 503
         assert predict.json()["status"] == "error" and "failed to load" in predict.json()["message"]
         assert server.proc.poll() is None  # still up and answering its probes, not crash-looping
-    assert "model failed to load" in server.log_text()
+    log = server.log_text()
+    assert "model failed to load" in log
+    # TensorFlow was imported: its start-up notices stay out of the log (LOG_LEVEL is not DEBUG).
+    assert "InitializeLog" not in log and "oneDNN" not in log and "cpu_feature_guard" not in log

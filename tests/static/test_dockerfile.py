@@ -66,6 +66,9 @@ def test_runtime_env_names_are_settings_or_interpreter_switches():
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
     assert env["HOME"] == "/tmp"  # the only writable path under a read-only root filesystem
     assert int(env["PORT"]) == Settings().port
+    # The container listens on every interface (else -p and Services cannot reach it); outside one
+    # the default stays loopback only.
+    assert env["HOST"] == "0.0.0.0" and Settings().host == "127.0.0.1"
     not_ours = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PATH", "HOME", "TF_CPP_MIN_LOG_LEVEL"}
     assert set(env) - not_ours <= set(ENV_VARS)
 

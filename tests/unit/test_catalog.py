@@ -164,3 +164,18 @@ def test_catalog_backends_follow_the_formats():
     for entry in load_catalog().entries.values():
         expected = ("tflite",) if entry.format == "tflite" else ("tf", "tflite")
         assert entry.backends == expected, entry.name
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("file:///srv/private/models/ssdlite_mobilenet_v2_coco.tar.gz", "file: ssdlite_mobilenet_v2_coco.tar.gz"),
+        ("file:///srv/My%20Models/model.zip", "file: model.zip"),
+        ("https://user:s3cret@mirror.example/m/model.tar.gz?token=abc#x", "https://mirror.example/m/model.tar.gz"),
+        ("http://mirror.example:8080/model.tar.gz", "http://mirror.example:8080/model.tar.gz"),
+    ],
+)
+def test_public_url_hides_local_paths_and_credentials(url, shown):
+    from core.artifacts.download import public_url
+
+    assert public_url(url) == shown

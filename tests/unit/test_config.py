@@ -37,6 +37,8 @@ def test_custom_archive_gets_a_name_derived_from_its_pin():
         ({"WORKERS": "0"}, "WORKERS must be >= 1"),
         ({"LOG_LEVEL": "loud"}, "not a logging level"),
         ({"MAX_UPLOAD_BYTES": "10"}, "MAX_UPLOAD_BYTES must be >= 1024"),
+        ({"HOST": "0.0.0.0:80"}, "HOST must be an IP address or a host name"),
+        ({"HOST": "example.com/x"}, "HOST must be an IP address or a host name"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env, message):
@@ -48,3 +50,21 @@ def test_readme_documents_every_environment_variable():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in ENV_VARS if f"`{name}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_host_is_loopback_unless_set_and_binds_as_gunicorn_expects():
+    assert Settings.from_env({}).host == "127.0.0.1"
+    assert Settings.from_env({}).bind == "127.0.0.1:5000"
+    assert Settings.from_env({"HOST": "0.0.0.0", "PORT": "8080"}).bind == "0.0.0.0:8080"
+    assert Settings.from_env({"HOST": "::"}).bind == "[::]:5000"
+    assert Settings.from_env({"HOST": "LocalHost"}).bind == "localhost:5000"
+
+
+def test_gunicorn_binds_host_and_port_from_the_settings(monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "5123")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["0.0.0.0:5123"]
+    monkeypatch.delenv("HOST")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["127.0.0.1:5123"]

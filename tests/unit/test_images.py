@@ -122,3 +122,55 @@ def test_large_jpeg_is_drafted_but_never_below_the_model_input():
     assert full.size == (2400, 1800)
     assert drafted.size[0] < 2400 and min(drafted.size) >= 300
     assert drafted.original_size == (2400, 1800)
+
+
+# Headers of every supported format that declare a canvas and carry (almost) no pixels.
+def gif_header_only(width: int, height: int) -> bytes:
+    screen = b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00"
+    return screen + b"\x2c" + struct.pack("<HHHH", 0, 0, width, height) + b"\x00\x02\x02\x44\x01\x00\x3b"
+
+
+def bmp_header_only(width: int, height: int) -> bytes:
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 4, 0, 0, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 58, 0, 0, 54) + info + b"\0\0\0\0"
+
+
+def tiff_header_only(width: int, height: int) -> bytes:
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1)]
+    tags += [(278, 4, height), (279, 4, 1)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, v) for tag, kind, v in tags)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+def webp_header_only(width: int, height: int) -> bytes:
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (width - 1).to_bytes(3, "little")
+    vp8x += (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+
+
+HEADER_ONLY = {
+    "png": png_header_only,
+    "gif": gif_header_only,
+    "bmp": bmp_header_only,
+    "tiff": tiff_header_only,
+    "webp": webp_header_only,
+}
+
+
+@pytest.mark.parametrize("fmt", HEADER_ONLY)
+@pytest.mark.parametrize("side", [16_000, 5_000])  # over twice Pillow's own limit (179 M pixels), and under it
+def test_too_many_pixels_gets_one_message_in_every_format(fmt, side):
+    """Pillow refuses canvases over twice its limit with its own text ("decompression bomb DOS attack",
+    its limit); the client must get ours, with our limit, whatever the format and size."""
+    with pytest.raises(ImageTooLarge) as refused:
+        decode_image(HEADER_ONLY[fmt](side, side), LIMIT)
+    assert str(refused.value) == f"image is too large: {side}x{side} = {side * side} pixels; the limit is {LIMIT}"
+
+
+@pytest.mark.parametrize("options", [{"lossless": True}, {"lossless": False}, {"save_all": True}])
+def test_webp_size_is_read_from_every_kind_of_header(options):
+    """WebP's canvas is checked before Pillow opens it (its plugin allocates the canvas on open)."""
+    data = encode(gradient(37, 21), "WEBP", **options)
+    with pytest.raises(ImageTooLarge, match="37x21 = 777 pixels"):
+        decode_image(data, 776)
+    assert decode_image(data, 777).size == (37, 21)

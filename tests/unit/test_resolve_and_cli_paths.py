@@ -93,3 +93,16 @@ def test_webapp_switch_is_read_from_the_environment():
     assert Settings.from_env({"WEBAPP_ENABLED": "false"}).webapp_enabled is False
     with pytest.raises(ConfigError, match="WEBAPP_ENABLED"):
         Settings.from_env({"WEBAPP_ENABLED": "sometimes"})
+
+
+def test_every_interface_has_the_same_default_threshold():
+    """REST (DEFAULT_THRESHOLD's default), the command line and the Python API all use MAX's 0.7."""
+    import inspect
+
+    from core import DEFAULT_THRESHOLD, ModelWrapper
+
+    assert DEFAULT_THRESHOLD == 0.7
+    assert Settings().default_threshold == DEFAULT_THRESHOLD
+    assert build_parser().parse_args(["predict", "x.jpg", "--model", "m"]).threshold == DEFAULT_THRESHOLD
+    for method in (ModelWrapper.detect, ModelWrapper.predict_json):
+        assert inspect.signature(method).parameters["threshold"].default == DEFAULT_THRESHOLD

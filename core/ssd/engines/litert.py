@@ -24,6 +24,7 @@ import numpy as np
 
 from core.errors import ModelLoadError
 from core.ssd.engines.base import RawDetections, usable_cpus
+from core.ssd.engines.quiet import quiet_start
 from core.ssd.engines.resize import resize_into
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class TFLiteEngine:
         self._interpreter_cls = Interpreter
         count = engine_threads if engine_threads > 0 else usable_cpus()
         # All made now, not on the first busy moment: creating one packs the weights (~0.1 s).
-        interpreters = [self._new_interpreter() for _ in range(count)]
+        with quiet_start():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            interpreters = [self._new_interpreter() for _ in range(count)]
         self._input, self._outputs, self.input_size = _describe(interpreters[0], self._path)
         self._idle: queue.LifoQueue = queue.LifoQueue()
         for interpreter in interpreters:

@@ -21,6 +21,7 @@ import numpy as np
 
 from core.errors import ModelLoadError
 from core.ssd.engines.base import RawDetections
+from core.ssd.engines.quiet import import_tensorflow
 from core.ssd.engines.resize import resize_into
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _tf(engine_threads: int):
     (README, Performance). 0 leaves TensorFlow's own defaults (all cores for both pools).
     """
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()  # without its start-up noise on stderr unless asked
     except ModuleNotFoundError as exc:  # the image built with BACKEND=tflite has no TensorFlow
         if exc.name != "tensorflow":
             raise  # TensorFlow is there but broken: its own message says why

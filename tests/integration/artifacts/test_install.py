@@ -177,3 +177,35 @@ def test_installed_model_from_other_catalog_pins_is_not_reused(tmp_path, shared_
 
 
 # --- hostile archives ------------------------------------------------------------------------
+
+
+# --- offline ------------------------------------------------------------------------------------
+
+
+def test_unreachable_catalog_download_says_what_to_do_offline(tmp_path):
+    """A catalog model whose server cannot be reached (a loopback port nobody listens on): the error,
+    one line, names the URL and tells how to use a local archive instead."""
+    from core.artifacts.download import NetworkError
+    from tests.support.server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/zoo/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip"
+    catalog = with_entry(load_catalog(), "ssd_mobilenet_v1_quant", url=url)
+    with pytest.raises(NetworkError) as failed:
+        fetch(Settings(assets_dir=tmp_path, model="ssd_mobilenet_v1_quant"), catalog=catalog)
+    message = str(failed.value)
+    assert "\n" not in message and url in message and "cannot connect" in message
+    assert message.endswith(
+        "; offline? point MODEL_URL and MODEL_SHA256 at a local archive, e.g. "
+        "MODEL_URL=file:///path/to/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip MODEL_SHA256=<sha256>"
+    )
+    assert_nothing_installed(tmp_path)
+
+
+def test_unreachable_custom_url_gets_no_offline_hint(tmp_path):
+    """MODEL_URL is the user's own: the error says it could not be reached, nothing more."""
+    from core.artifacts.download import NetworkError
+    from tests.support.server import free_port
+
+    with pytest.raises(NetworkError) as failed:
+        fetch(custom(tmp_path, f"http://127.0.0.1:{free_port()}/m.tar.gz", SSDLITE_SHA))
+    assert "offline?" not in str(failed.value)

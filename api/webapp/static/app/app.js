@@ -110,6 +110,37 @@
     $("label-filter").hidden = labels.size === 0;
   }
 
+  // Labels follow the rule of the annotated images (core/model/annotate.py, place_labels): best
+  // score first, each at the first candidate spot, clamped into the picture, that overlaps no label
+  // placed before it; a label with no room left is left out (its box and list entry stay).
+  // Rectangles are [left, top, right, bottom] in whole pixels.
+  function placeLabel(box, tw, th, w, h, placed) {
+    if (tw > w || th > h) return null;
+    const [left, top, right, bottom] = box;
+    const at = (x, y) => {
+      const cx = Math.max(0, Math.min(x, w - tw)), cy = Math.max(0, Math.min(y, h - th));
+      return [cx, cy, cx + tw, cy + th];
+    };
+    const hits = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+    const free = (r) => !placed.some((p) => hits(r, p));
+    // Above the top-left corner, inside it, below the box, inside its bottom; then the right side.
+    const candidates = [
+      at(left, top - th), at(left, top), at(left, bottom), at(left, bottom - th),
+      at(right - tw, top - th), at(right - tw, top), at(right - tw, bottom), at(right - tw, bottom - th),
+    ];
+    for (let y = top + th; y < bottom - th; y += th) candidates.push(at(left, y), at(right - tw, y));
+    const first = candidates.find(free);
+    if (first) return first;
+    // Last: the free spot nearest the box's top-left corner, against placed labels or the edges.
+    const xs = new Set([0, w - tw, left, right - tw, ...placed.map((p) => p[2]), ...placed.map((p) => p[0] - tw)]);
+    const ys = new Set([0, h - th, top - th, top, ...placed.map((p) => p[3]), ...placed.map((p) => p[1] - th)]);
+    const spots = [];
+    for (const x of xs) for (const y of ys) spots.push(at(x, y));
+    const distance = (r) => Math.abs(r[0] - left) + Math.abs(r[1] - (top - th));
+    spots.sort((a, b) => distance(a) - distance(b) || a[0] - b[0] || a[1] - b[1]);
+    return spots.find(free) || null;
+  }
+
   function drawBoxes(list) {
     const img = $("photo"), overlay = $("overlay");
     const w = img.clientWidth, h = img.clientHeight;
@@ -119,28 +150,42 @@
     overlay.replaceChildren();
     if (!w || !h || !img.naturalWidth) return; // not displayed yet: the resize observer calls again
     const font = Math.max(11, Math.min(18, Math.round(Math.min(w, h) / 28)));
-    // Boxes under labels, so no outline crosses a label; the best detection's label on top.
+    // Boxes under labels, so no outline crosses a label.
     const boxes = svg("g", {}), labels = svg("g", {});
     overlay.append(boxes, labels);
-    for (const d of [...list].reverse()) {
+    // Whole pixels that are surely inside the picture (clientWidth rounds a fractional width up or down).
+    const shown = img.getBoundingClientRect(), iw = Math.floor(shown.width), ih = Math.floor(shown.height);
+    const placed = [], failed = []; // failed: label sizes that fitted nowhere (nothing as large fits later)
+    const ranked = [...list].sort((a, b) => b.probability - a.probability);
+    for (const d of [...ranked].reverse()) { // the best detection's outline on top
+      const [ymin, xmin, ymax, xmax] = d.detection_box;
+      boxes.append(svg("rect", {
+        class: "box", "data-label": d.label, x: xmin * w, y: ymin * h, width: (xmax - xmin) * w, height: (ymax - ymin) * h,
+        stroke: css(labelColour(d.label_id)),
+      }));
+    }
+    for (const d of ranked) {
       const [ymin, xmin, ymax, xmax] = d.detection_box;
       const rgb = labelColour(d.label_id);
-      const x = xmin * w, y = ymin * h;
-      boxes.append(svg("rect", {
-        class: "box", "data-label": d.label, x, y, width: (xmax - xmin) * w, height: (ymax - ymin) * h, stroke: css(rgb),
-      }));
       const group = svg("g", { class: "tag", "data-label": d.label });
       const tag = svg("rect", { fill: css(rgb) });
       const text = svg("text", { "font-size": font, fill: textOn(rgb) });
       text.textContent = `${d.label} ${d.probability.toFixed(2)}`;
       group.append(tag, text);
-      labels.append(group);
-      const pad = 3, tw = text.getComputedTextLength() + 2 * pad, th = font + 2 * pad;
-      const tx = Math.max(0, Math.min(x, w - tw));
-      const ty = y - th >= 0 ? y - th : y; // above the box, or inside it at the top edge
-      for (const [k, v] of Object.entries({ x: tx, y: ty, width: tw, height: th })) tag.setAttribute(k, v);
-      text.setAttribute("x", tx + pad);
-      text.setAttribute("y", ty + pad);
+      labels.append(group); // in the page, so the text can be measured
+      const pad = 3, tw = Math.ceil(text.getComputedTextLength()) + 2 * pad, th = font + 2 * pad;
+      const box = [Math.round(xmin * w), Math.round(ymin * h), Math.round(xmax * w), Math.round(ymax * h)];
+      const hopeless = failed.some(([fw, fh]) => tw >= fw && th >= fh);
+      const rect = hopeless ? null : placeLabel(box, tw, th, Math.min(w, iw), Math.min(h, ih), placed);
+      if (!rect && !hopeless) failed.push([tw, th]);
+      if (!rect) {
+        group.remove();
+        continue;
+      }
+      placed.push(rect);
+      for (const [k, v] of Object.entries({ x: rect[0], y: rect[1], width: tw, height: th })) tag.setAttribute(k, v);
+      text.setAttribute("x", rect[0] + pad);
+      text.setAttribute("y", rect[1] + pad);
     }
   }
 
