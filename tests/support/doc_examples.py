@@ -62,7 +62,8 @@ def examples(path: Path) -> list[Example]:
 
 
 def run(command: str, host: str, model: str) -> str:
-    """What ``command`` prints, run by bash from the repository root with the venv on PATH."""
+    """What ``command`` prints, run by bash from the repository root with the venv on PATH (and
+    ASSETS_DIR as the server's, so the command line finds the test model by name)."""
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
     done = subprocess.run(
         ["bash", "-c", "set -o pipefail; " + command.replace(DOC_HOST, host).replace(DOC_MODEL, model)],
@@ -79,17 +80,55 @@ def run(command: str, host: str, model: str) -> str:
 
 def mismatch(documented: str, actual: str) -> str | None:
     """Why ``actual`` is not what the page shows, or None when it is."""
-    if "..." in documented:  # an elided output: the shown pieces, in order, with anything between
-        pattern = ".*".join(re.escape(piece) for piece in documented.split("..."))
-        return None if re.fullmatch(pattern, actual, re.DOTALL) else f"does not match {documented[:200]!r}"
-    try:
-        want, got = json.loads(documented), json.loads(actual)
+    try:  # JSON: `"key": ...` is any value, `, ...]` any further items
+        want, got = _documented_json(documented), json.loads(actual)
     except ValueError:
+        if "..." in documented:  # text: the shown pieces, in order, anything between them
+            pattern = ".*".join(re.escape(piece) for piece in documented.split("..."))
+            return None if re.fullmatch(pattern, actual, re.DOTALL) else f"does not match {documented[:200]!r}"
         return None if documented == actual else f"prints {actual[:500]!r}"
     return _compare(want, got, "$")
 
 
+_ANY, _MORE = "<any value>", "<any further items>"
+
+
+def _documented_json(documented: str) -> Any:
+    return json.loads(
+        re.sub(r",\s*\.\.\.\]", f', "{_MORE}"]', re.sub(r":\s*\.\.\.(?=\s*[,}])", f': "{_ANY}"', documented))
+    )
+
+
+def _elide_like(want: Any, got: Any) -> Any:
+    """``got`` with the values ``want`` shows as ``...`` marked again, so a rewrite keeps them elided."""
+    if want == _ANY:
+        return _ANY
+    if isinstance(want, dict) and isinstance(got, dict):
+        return {key: _elide_like(want.get(key), value) for key, value in got.items()}
+    if isinstance(want, list) and isinstance(got, list):
+        if want and want[-1] == _MORE:
+            return [_elide_like(w, g) for w, g in zip(want[:-1], got, strict=False)] + [_MORE]
+        return [_elide_like(w, g) for w, g in zip(want, got, strict=False)] + got[len(want) :]
+    return got
+
+
+def rewritten(documented: str, actual: str) -> str:
+    """What the page should show now: ``actual``, keeping the documented elisions of a JSON answer."""
+    try:
+        want, got = _documented_json(documented), json.loads(actual)
+    except ValueError:
+        return actual
+    if "..." not in documented:
+        return actual
+    text = json.dumps(_elide_like(want, got))
+    return text.replace(f', "{_MORE}"]', ", ...]").replace(f'"{_ANY}"', "...")
+
+
 def _compare(want: Any, got: Any, where: str) -> str | None:
+    if want == _ANY:
+        return None
+    if isinstance(want, list) and want and want[-1] == _MORE and isinstance(got, list):
+        want, got = want[:-1], got[: len(want) - 1]
     if isinstance(want, bool) or isinstance(got, bool) or not isinstance(want, int | float):
         if type(want) is not type(got):
             return f"{where}: {got!r} instead of {want!r}"
@@ -107,14 +146,52 @@ def _compare(want: Any, got: Any, where: str) -> str | None:
     return None if want == got else f"{where}: {got!r} instead of {want!r}"
 
 
+#: Pictures the docs show: (file, photo, threshold), each the answer of /model/annotate.
+PICTURES = (
+    (ROOT / "docs" / "images" / "dog-human-annotated.jpg", ROOT.parent / "shared" / "images" / "dog-human.jpg", 0.5),
+)
+
+
+def annotated(host: str, photo: Path, threshold: float) -> bytes:
+    """/model/annotate's JPEG for ``photo``."""
+    done = subprocess.run(
+        ["curl", "-sf", "-F", f"image=@{photo}", "-F", f"threshold={threshold}", f"http://{host}/model/annotate"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def picture_mismatch(path: Path, actual: bytes) -> str | None:
+    """Why the committed picture is not (within JPEG noise) what the service draws now."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if not path.is_file():
+        return f"{path} is missing"
+    want = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+    got = np.asarray(Image.open(io.BytesIO(actual)).convert("RGB"), dtype=np.int16)
+    if want.shape != got.shape:
+        return f"{path} is {want.shape}, the service draws {got.shape}"
+    diff = float(np.abs(want - got).mean())
+    return None if diff < 1.0 else f"{path} differs from what the service draws (mean difference {diff:.2f})"
+
+
 def update(path: Path, host: str, model: str) -> int:
     """Rewrite every output of the page with what its command prints now; returns how many changed."""
     text = path.read_text(encoding="utf-8")
     changed = 0
     for example in examples(path):
-        if "..." in example.documented:
-            continue
         actual = run(example.command, host, model)
+        if "..." in example.documented:
+            try:
+                _documented_json(example.documented)
+            except ValueError:  # elided text: cannot be regenerated, only checked
+                continue
+            actual = rewritten(example.documented, actual)
         if actual == example.documented:
             continue
         old = f"$ {example.command}\n{example.documented}\n" if example.documented else f"$ {example.command}\n"
@@ -128,8 +205,9 @@ def update(path: Path, host: str, model: str) -> int:
 
 
 @contextmanager
-def served() -> Iterator[tuple[str, str]]:
-    """The service on the test model (MODEL_URL / MODEL_SHA256, as `make test` sets them)."""
+def served(settings: Any = None, model: Any = None) -> Iterator[tuple[str, str]]:
+    """The service on the test model (MODEL_URL / MODEL_SHA256, as `make test` sets them), with
+    ASSETS_DIR pointing at its install for the commands; tests pass their loaded ``model``."""
     import tempfile
 
     from app import create_app
@@ -138,10 +216,19 @@ def served() -> Iterator[tuple[str, str]]:
     from tests.support.server import serve_app
 
     with tempfile.TemporaryDirectory(prefix="doc-examples-") as assets:
-        settings = Settings.from_env({**os.environ, "ASSETS_DIR": assets})
-        ensure_model(settings.source, settings.models_dir, show_progress=False)
-        with serve_app(create_app(settings, background_load=False)) as url:
-            yield url.removeprefix("http://"), settings.model_name
+        if settings is None:
+            settings = Settings.from_env({**os.environ, "ASSETS_DIR": assets})
+            ensure_model(settings.source, settings.models_dir, show_progress=False)
+        saved = os.environ.get("ASSETS_DIR")
+        os.environ["ASSETS_DIR"] = str(settings.assets_dir)
+        try:
+            with serve_app(create_app(settings, model=model, background_load=False)) as url:
+                yield url.removeprefix("http://"), settings.model_name
+        finally:
+            if saved is None:
+                os.environ.pop("ASSETS_DIR", None)
+            else:
+                os.environ["ASSETS_DIR"] = saved
 
 
 def main() -> int:
@@ -151,6 +238,14 @@ def main() -> int:
     args = parser.parse_args()
     failed = 0
     with served() as (host, model):
+        for picture, photo, threshold in PICTURES:
+            image = annotated(host, photo, threshold)
+            if args.update:
+                picture.parent.mkdir(parents=True, exist_ok=True)
+                picture.write_bytes(image)
+            elif problem := picture_mismatch(picture, image):
+                failed += 1
+                print(problem)
         for page in args.pages:
             if args.update:
                 print(f"{page}: {update(page, host, model)} output(s) rewritten")
