@@ -15,9 +15,9 @@ EXAMPLES = [example for page in PAGES for example in examples(page)]
 
 
 @pytest.fixture(scope="module")
-def service(settings, ssdlite_dir):
-    """The service as `make run` builds it from its settings (its metadata is the page's)."""
-    with served(settings) as (host, model):
+def service():
+    """The service as the README's offline `make run` leaves it (model in assets/models/)."""
+    with served() as (host, model):
         yield host, model
 
 

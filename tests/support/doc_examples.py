@@ -52,6 +52,10 @@ def examples(path: Path) -> list[Example]:
             while command.endswith("\\"):
                 i += 1
                 command += "\n" + lines[i]
+            if command.endswith("<<'EOF'"):  # a here-document: its lines up to EOF are the command's
+                while lines[i] != "EOF":
+                    i += 1
+                    command += "\n" + lines[i]
             i += 1
             output: list[str] = []
             while i < len(lines) and not lines[i].startswith("$ "):
@@ -62,9 +66,9 @@ def examples(path: Path) -> list[Example]:
 
 
 def run(command: str, host: str, model: str) -> str:
-    """What ``command`` prints, run by bash from the repository root with the venv on PATH (and
-    ASSETS_DIR as the server's, so the command line finds the test model by name)."""
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    """What ``command`` prints, run by bash from the repository root with the venv on PATH."""
+    env = {name: value for name, value in os.environ.items() if name != "ASSETS_DIR"}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
     done = subprocess.run(
         ["bash", "-c", "set -o pipefail; " + command.replace(DOC_HOST, host).replace(DOC_MODEL, model)],
         cwd=ROOT,
@@ -205,30 +209,20 @@ def update(path: Path, host: str, model: str) -> int:
 
 
 @contextmanager
-def served(settings: Any = None, model: Any = None) -> Iterator[tuple[str, str]]:
-    """The service on the test model (MODEL_URL / MODEL_SHA256, as `make test` sets them), with
-    ASSETS_DIR pointing at its install for the commands; tests pass their loaded ``model``."""
-    import tempfile
-
+def served() -> Iterator[tuple[str, str]]:
+    """The service as the README's offline `make run` leaves it: the test model (MODEL_URL /
+    MODEL_SHA256, as `make test` sets them) installed and verified in the repository's
+    assets/models/ (git ignores it), so the commands find it by name as a user would."""
     from app import create_app
     from config import Settings
     from core.artifacts.install import ensure_model
     from tests.support.server import serve_app
 
-    with tempfile.TemporaryDirectory(prefix="doc-examples-") as assets:
-        if settings is None:
-            settings = Settings.from_env({**os.environ, "ASSETS_DIR": assets})
-            ensure_model(settings.source, settings.models_dir, show_progress=False)
-        saved = os.environ.get("ASSETS_DIR")
-        os.environ["ASSETS_DIR"] = str(settings.assets_dir)
-        try:
-            with serve_app(create_app(settings, model=model, background_load=False)) as url:
-                yield url.removeprefix("http://"), settings.model_name
-        finally:
-            if saved is None:
-                os.environ.pop("ASSETS_DIR", None)
-            else:
-                os.environ["ASSETS_DIR"] = saved
+    env = {name: value for name, value in os.environ.items() if name != "ASSETS_DIR"}
+    settings = Settings.from_env(env)
+    ensure_model(settings.source, settings.models_dir, show_progress=False)
+    with serve_app(create_app(settings, background_load=False)) as url:
+        yield url.removeprefix("http://"), settings.model_name
 
 
 def main() -> int:
