@@ -66,7 +66,7 @@ def register(api: Api, ns: Namespace) -> None:
             model = holder().get()
             started = time.perf_counter()
             # Full resolution (no JPEG draft): the answer must match the upload's upright size.
-            decoded = decode_image(data, cfg.max_image_pixels)
+            decoded = decode_image(data, cfg.max_image_pixels, max_jpeg_scans=cfg.max_jpeg_scans)
             log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
             detections = model.detect(decoded, threshold)
             body = encode(draw_detections(decoded.image, detections), fmt)

@@ -57,7 +57,7 @@ def register(api: Api, ns: Namespace) -> None:
             reject_unknown_fields(FIELDS)
             model = holder().get()
             started = time.perf_counter()
-            decoded = model.decode(data, cfg.max_image_pixels)
+            decoded = model.decode(data, cfg.max_image_pixels, cfg.max_jpeg_scans)
             log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
             predictions = model.predict_json(decoded, threshold)
             elapsed_ms = (time.perf_counter() - started) * 1000

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, InvalidInput
+from core.model.structure import DEFAULT_MAX_JPEG_SCANS, check_jpeg_scans, check_png_complete
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 #: Pixel limit of the Python API and the CLI, and the default of the service's MAX_IMAGE_PIXELS.
@@ -37,13 +38,20 @@ class DecodedImage:
         return np.asarray(self.image, dtype=np.uint8)
 
 
-def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes,
+    max_pixels: int,
+    min_size: tuple[int, int] | None = None,
+    max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS,
+) -> DecodedImage:
     """Decode ``data`` to upright RGB.
 
     ``min_size`` lets a JPEG decode at a reduced scale (Pillow's ``draft``) when it is much
     larger than the model input; the result is never smaller than ``min_size`` on either side.
     Raises :class:`InvalidInput` for anything that is not a complete image in a supported format,
-    and :class:`ImageTooLarge` when the header declares more than ``max_pixels`` pixels.
+    and :class:`ImageTooLarge` when the header declares more than ``max_pixels`` pixels. The
+    structure is checked before decoding too (:mod:`core.model.structure`): a JPEG with more
+    than ``max_jpeg_scans`` scans, or an incomplete PNG, is refused.
     """
     if not data:
         raise InvalidInput("the uploaded image file is empty")
@@ -57,6 +65,10 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
                 f"image is too large: {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
             )
         fmt = img.format or "unknown"
+        if fmt in ("JPEG", "MPO"):
+            check_jpeg_scans(data, max_jpeg_scans)
+        elif fmt == "PNG":
+            check_png_complete(data)
         orientation = _orientation(img)
         if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
             img.draft("RGB", _draft_request(img.size, min_size, orientation))

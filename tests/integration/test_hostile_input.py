@@ -18,6 +18,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import image_bytes
+from tests.support.hostile_images import png_rgb, progressive_jpeg, with_empty_scans
 from tests.support.server import serve_app
 
 THRESHOLD = "0.5"
@@ -138,6 +139,30 @@ def test_png_declaring_too_many_pixels_is_refused_before_decoding(serves_afterwa
 )
 def test_broken_or_fake_images_get_400(serves_afterwards, name, data) -> None:
     assert_error(*post(serves_afterwards, data(), name), 400)
+
+
+def test_progressive_jpeg_with_thousands_of_empty_scans_is_refused_before_decoding(serves_afterwards) -> None:
+    # 4000x3000 with 100,000 empty scans takes tens of seconds to decode (docs/reliability.md);
+    # the guard counts scans without decoding, so a small image and 5,000 scans show it.
+    data = with_empty_scans(progressive_jpeg(800, 600), 5_000)
+    assert_error(*post(serves_afterwards, data, "scans.jpg"), 400, "more than 100 scans", "MAX_JPEG_SCANS")
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (lambda: png_rgb(300, 200, rows=120), ("truncated", "rows are missing")),
+        (lambda: png_rgb(300, 200, iend=False), ("truncated", "IEND")),
+    ],
+    ids=["fewer-rows-than-declared", "no-iend"],
+)
+def test_structurally_incomplete_png_gets_400(serves_afterwards, data, words) -> None:
+    assert_error(*post(serves_afterwards, data(), "incomplete.png"), 400, *words)
+
+
+def test_complete_generated_png_gets_200(serves_afterwards) -> None:
+    status, body = post(serves_afterwards, png_rgb(300, 200), "stripes.png")
+    assert status == 200, body
 
 
 # --- odd but valid images: the right answer ---------------------------------------------------

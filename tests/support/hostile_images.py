@@ -1,0 +1,48 @@
+"""Hostile images written byte by byte, so no third-party file is committed: scan bombs and
+structurally incomplete PNGs. Shared by the tests, the fuzzer and the benchmarks."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def progressive_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A valid progressive JPEG of smooth noise (it compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(1, height // 16), max(1, width // 16), 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(small).resize((width, height)).save(out, "JPEG", progressive=True, quality=20)
+    return out.getvalue()
+
+
+def with_empty_scans(jpeg: bytes, scans: int) -> bytes:
+    """``jpeg`` with ``scans`` extra scan headers (DC of the first component, no data) before EOI.
+
+    Every one is valid enough for libjpeg to walk all the image's blocks again: a hundred
+    thousand of them in a 1 MB file keep a decoder busy for tens of seconds.
+    """
+    assert jpeg.endswith(b"\xff\xd9")
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00" + bytes([0, 0, 0])
+    return jpeg[:-2] + sos * scans + b"\xff\xd9"
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_rgb(width: int, height: int, rows: int | None = None, iend: bool = True) -> bytes:
+    """An 8-bit RGB PNG of stripes whose image data holds ``rows`` rows (default: all of them)."""
+    rows = height if rows is None else rows
+    raw = b"".join(b"\x00" + bytes([(17 * r) % 256]) * (3 * width) for r in range(rows))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + (png_chunk(b"IEND", b"") if iend else b"")
+    )
