@@ -102,9 +102,7 @@ def _walk(stream: IO[bytes], max_bytes: int, max_entries: int) -> int:
             raise TarScanError(f"archive has more than {max_entries} entries")
         if kind in _META_TYPES:
             if size > MAX_META_BYTES:
-                raise TarScanError(
-                    f"archive has a {_META_TYPES[kind]} of {size} bytes; the limit is {MAX_META_BYTES}"
-                )
+                raise TarScanError(f"archive has a {_META_TYPES[kind]} of {size} bytes; the limit is {MAX_META_BYTES}")
             data = _read_exact(stream, _padded(size))[:size]
             if kind in (b"x", b"g"):
                 _check_pax(data)

@@ -103,9 +103,9 @@ def test_cli_fetch_of_a_hostile_archive_prints_one_short_line(tmp_path, name, ma
     data = make()
     archive.write_bytes(data)
     env = {k: v for k, v in os.environ.items() if k not in {"MODEL", "MODEL_URL", "MODEL_SHA256", "ASSETS_DIR"}}
+    pin = ["--url", archive.as_uri(), "--sha256", hashlib.sha256(data).hexdigest()]
     done = subprocess.run(
-        [sys.executable, "-m", "core", "fetch", "--no-progress", "--url", archive.as_uri()]
-        + ["--sha256", hashlib.sha256(data).hexdigest(), "--assets-dir", str(tmp_path / "assets")],
+        [sys.executable, "-m", "core", "fetch", "--no-progress", *pin, "--assets-dir", str(tmp_path / "assets")],
         cwd=REPO,
         env={**env, "LOG_LEVEL": "WARNING"},
         capture_output=True,
