@@ -23,7 +23,7 @@ import lzma
 import re
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from core.errors import ArtifactError
 
@@ -55,7 +55,7 @@ def open_stream(path: Path) -> IO[bytes]:
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     if magic.startswith(b"BZh"):
         return bz2.open(path, "rb")
     if magic.startswith(b"\xfd7zXZ\x00"):
