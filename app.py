@@ -15,6 +15,7 @@ from api.forms import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, FormRequest
 from api.middleware import body, cors, metrics, request_log, security
 from config import Settings
 from core.errors import ModelLoadError
+from core.model.budget import DecodeBudget
 from core.model.wrapper import ModelWrapper
 from core.serving.factory import detector
 from core.serving.holder import ModelHolder
@@ -59,6 +60,7 @@ def create_app(
     )
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
+    app.extensions["decode_budget"] = DecodeBudget(settings.decode_budget_mb << 20, settings.decode_wait_seconds)
     body.install()  # under gunicorn: 100 Continue only when the body is read; broken framing is a 400
     request_log.install(app)  # first: every later hook and error already has a request id
     cors.install(app, settings.cors_origins)

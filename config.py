@@ -101,6 +101,10 @@ class Settings:
     max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, minimum=1)
     #: Most scans a (progressive) JPEG may have; more get 400 before decoding (each costs a pass over the image).
     max_jpeg_scans: int = setting(DEFAULT_MAX_JPEG_SCANS, minimum=1)
+    #: MiB of memory a worker's requests may hold at once for decoded images (worst case per pixel mode).
+    decode_budget_mb: int = setting(512, minimum=16)
+    #: Seconds a request waits for decode budget before it gets 503 with Retry-After.
+    decode_wait_seconds: int = setting(10, minimum=0)
     #: gunicorn worker processes; each loads its own copy of the model.
     workers: int = setting(1, minimum=1)
     #: Request threads per worker; they share the worker's model.

@@ -14,7 +14,7 @@ from flask_restx import Api, fields
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import RequestRedirect
 
-from core.errors import DetectorError, InvalidInput, ModelLoadError, ModelNotReady
+from core.errors import DetectorError, InvalidInput, ModelLoadError, ModelNotReady, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (FormTooLarge, 413),
     (InvalidInput, 400),
     (ModelNotReady, 503),
+    (Overloaded, 503),
     (ModelLoadError, 503),
     (DetectorError, 500),
 )
@@ -77,6 +78,8 @@ def register(app: Flask, api: Api) -> None:
 
 def http_headers(exc: Exception) -> dict[str, str]:
     """Headers an HTTP error must keep, e.g. ``Allow`` on a 405 (RFC 9110); the body is ours."""
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(exc.retry_after)}
     if not isinstance(exc, HTTPException):
         return {}
     headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}

@@ -11,13 +11,13 @@ import time
 from flask import Response, request
 from flask_restx import Api, Namespace, Resource
 
-from api.context import holder, settings
+from api.context import decode_budget, holder, settings
 from api.errors import error_model
 from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
 from api.middleware.request_log import log_fields
 from core.errors import InvalidInput
 from core.model.annotate import MIMETYPES, draw_detections, encode
-from core.model.images import decode_image
+from core.model.images import decode_cost, decode_image
 
 _ALIASES = {"jpg": "jpeg"}
 
@@ -55,7 +55,9 @@ def register(api: Api, ns: Namespace) -> None:
             400, "Bad input: not an image, corrupt, too many pixels, missing field, bad threshold or format", error
         )
         @ns.response(413, "Request body over the configured limit", error)
-        @ns.response(503, "The model is not ready", error)
+        @ns.response(
+            503, "The model is not ready, or the worker is busy decoding other large images (see Retry-After)", error
+        )
         def post(self):
             """Return the uploaded image with its detections drawn in."""
             cfg = settings()
@@ -66,10 +68,12 @@ def register(api: Api, ns: Namespace) -> None:
             model = holder().get()
             started = time.perf_counter()
             # Full resolution (no JPEG draft): the answer must match the upload's upright size.
-            decoded = decode_image(data, cfg.max_image_pixels, max_jpeg_scans=cfg.max_jpeg_scans)
-            log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
-            detections = model.detect(decoded, threshold)
-            body = encode(draw_detections(decoded.image, detections), fmt)
+            with decode_budget().reserve(decode_cost(data, cfg.max_image_pixels)):
+                decoded = decode_image(data, cfg.max_image_pixels, max_jpeg_scans=cfg.max_jpeg_scans)
+                log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+                detections = model.detect(decoded, threshold)
+                body = encode(draw_detections(decoded.image, detections), fmt)
+                del decoded
             elapsed_ms = (time.perf_counter() - started) * 1000
             return Response(
                 body,

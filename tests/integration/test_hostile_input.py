@@ -301,3 +301,19 @@ def test_exif_rotated_jpeg_over_http(server_url, reference) -> None:
     )
     assert response.status_code == 200
     assert_same_objects(response.json()["predictions"], reference)
+
+
+def test_a_request_that_finds_the_decode_budget_taken_gets_503_with_retry_after(settings, detector) -> None:
+    from dataclasses import replace
+
+    from app import create_app
+
+    app = create_app(replace(settings, decode_budget_mb=16, decode_wait_seconds=0), model=detector)
+    client = app.test_client()
+    with app.extensions["decode_budget"].reserve(16 << 20):
+        response = client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")})
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert "decode budget" in response.get_json()["message"]
+    assert (
+        client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "d.jpg")}).status_code == 200
+    )
