@@ -20,6 +20,8 @@ from core.model.annotate import MIMETYPES, draw_detections, encode
 from core.model.images import decode_cost, decode_image
 
 _ALIASES = {"jpg": "jpeg"}
+#: libjpeg's largest side; a wider or taller answer can only be a PNG.
+JPEG_MAX_SIDE = 65_500
 
 
 def read_format() -> str:
@@ -71,6 +73,12 @@ def register(api: Api, ns: Namespace) -> None:
             with decode_budget().reserve(decode_cost(data, cfg.max_image_pixels)):
                 decoded = decode_image(data, cfg.max_image_pixels, max_jpeg_scans=cfg.max_jpeg_scans)
                 log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+                if fmt == "jpeg" and max(decoded.size) > JPEG_MAX_SIDE:
+                    width, height = decoded.size
+                    raise InvalidInput(
+                        f"the annotated image would be {width}x{height}; JPEG allows at most {JPEG_MAX_SIDE} "
+                        "pixels a side: ask for format=png"
+                    )
                 detections = model.detect(decoded, threshold)
                 body = encode(draw_detections(decoded.image, detections), fmt)
                 del decoded

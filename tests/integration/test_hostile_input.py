@@ -317,3 +317,32 @@ def test_a_request_that_finds_the_decode_budget_taken_gets_503_with_retry_after(
     assert (
         client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "d.jpg")}).status_code == 200
     )
+
+
+# --- regressions found by the fuzzer (tests/load/fuzz_images.py) ------------------------------
+
+
+def wide_gif(width: int = 65_535, height: int = 2) -> bytes:
+    return encode(Image.new("P", (width, height)), "GIF")
+
+
+def test_annotating_an_image_wider_than_jpeg_allows_gets_400_naming_png(settings, detector) -> None:
+    # Fuzzer seed 14, input 840 (a GIF declaring 1048576x1, opened as 65535x357) got a 500: the
+    # JPEG encoder refuses sides over 65,500 pixels.
+    from app import create_app
+
+    client = create_app(settings, model=detector).test_client()
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(wide_gif()), "wide.gif")})
+    assert_error(response.status_code, response.get_json(), 400, "65500", "format=png")
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(wide_gif()), "wide.gif"), "format": "png"})
+    assert response.status_code == 200 and response.mimetype == "image/png"
+
+
+def test_the_fuzzer_input_that_found_it_gets_400(settings, detector) -> None:
+    from app import create_app
+    from tests.load.fuzz_images import mutated
+
+    fmt, _, data = mutated(14, 840)
+    client = create_app(settings, model=detector).test_client()
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(data), f"fuzz.{fmt.lower()}")})
+    assert response.status_code == 400, response.get_json()
