@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("RGB-JPEG", "CMYK-JPEG", "L-PNG", "RGB-PNG", "RGBA-PNG", "I;16-PNG", "P-GIF", "F-TIFF", "I-TIFF", "RGBA-TIFF")
+sys.path.insert(0, str(ROOT))
 
 _CHILD = r"""
 import json, sys
@@ -44,41 +45,17 @@ print(json.dumps({{"peak_kib": peak - start}}))
 """
 
 
-def make(case: str, pixels: int) -> tuple[bytes, int]:
-    """A small, highly compressed file of ``case`` ("MODE-FORMAT") with about ``pixels`` pixels."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    mode, fmt = case.split("-")
-    w = int((pixels * 4 / 3) ** 0.5)
-    h = pixels // w
-    ramp = np.arange(w, dtype=np.float32)[None, :] * np.ones((h, 1), np.float32)
-    if mode == "F":
-        img = Image.fromarray(ramp)
-    elif mode == "I":
-        img = Image.fromarray(ramp.astype(np.int32))
-    elif mode == "I;16":
-        img = Image.fromarray(ramp.astype(np.uint16))
-    else:
-        grey = Image.fromarray((ramp % 256).astype(np.uint8))
-        img = grey.convert("RGB").convert("P") if mode == "P" else grey.convert(mode)
-    opts = {"TIFF": {"compression": "tiff_adobe_deflate"}, "JPEG": {"quality": 90}, "PNG": {"compress_level": 9}}
-    out = io.BytesIO()
-    img.save(out, fmt, **opts.get(fmt, {}))
-    return out.getvalue(), w * h
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megapixels", type=float, default=12)
     parser.add_argument("--path", choices=("predict", "annotate"), default="annotate")
     args = parser.parse_args()
+    from tests.support.hostile_images import compressed_image
+
     pixels = int(args.megapixels * 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
-            data, n = make(case, pixels)
+            data, n = compressed_image(case, pixels)
             file = Path(tmp) / "upload"
             file.write_bytes(data)
             code = _CHILD.format(root=str(ROOT), file=str(file), path=args.path)

@@ -46,3 +46,29 @@ def png_rgb(width: int, height: int, rows: int | None = None, iend: bool = True)
         + png_chunk(b"IDAT", zlib.compress(raw))
         + (png_chunk(b"IEND", b"") if iend else b"")
     )
+
+
+#: Pixel modes and formats that cost the most memory per pixel to decode (docs/reliability.md).
+WIDE_CASES = ("F-TIFF", "I-TIFF", "I;16-PNG", "RGBA-PNG", "RGBA-TIFF", "RGB-PNG", "RGB-JPEG")
+
+
+def compressed_image(case: str, pixels: int) -> tuple[bytes, int]:
+    """A small, highly compressed upload of ``case`` ("MODE-FORMAT", e.g. "F-TIFF") with about
+    ``pixels`` pixels (4:3); returns the bytes and the exact pixel count."""
+    mode, fmt = case.split("-")
+    width = int((pixels * 4 / 3) ** 0.5)
+    height = pixels // width
+    pattern = (np.arange(width, dtype=np.float32) % 7)[None, :] * np.ones((height, 1), np.float32)
+    if mode == "F":
+        img = Image.fromarray(pattern)
+    elif mode == "I":
+        img = Image.fromarray(pattern.astype(np.int32))
+    elif mode == "I;16":
+        img = Image.fromarray(pattern.astype(np.uint16))
+    else:
+        grey = Image.fromarray((pattern * 36).astype(np.uint8))
+        img = grey.convert("RGB").convert("P") if mode == "P" else grey.convert(mode)
+    options = {"TIFF": {"compression": "tiff_adobe_deflate"}, "JPEG": {"quality": 90}, "PNG": {"compress_level": 9}}
+    out = io.BytesIO()
+    img.save(out, fmt, **options.get(fmt, {}))
+    return out.getvalue(), width * height
