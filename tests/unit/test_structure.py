@@ -67,3 +67,11 @@ def test_pillow_written_pngs_pass(interlace: bool) -> None:
 def test_incomplete_png_is_refused(data: bytes, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):
         decode_image(data, 40_000_000)
+
+
+def test_pillow_is_never_told_to_load_truncated_images() -> None:
+    from PIL import ImageFile
+
+    import app  # noqa: F401 - everything the service imports
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
