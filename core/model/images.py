@@ -14,7 +14,12 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, InvalidInput
 from core.model.budget import cost_bytes
-from core.model.structure import DEFAULT_MAX_JPEG_SCANS, check_jpeg_scans, check_png_complete
+from core.model.structure import (
+    DEFAULT_MAX_JPEG_SCANS,
+    check_jpeg_scans,
+    check_png_complete,
+    check_tiff_tags,
+)
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 #: Pixel limit of the Python API and the CLI, and the default of the service's MAX_IMAGE_PIXELS.
@@ -66,6 +71,7 @@ def decode_image(
     """
     if not data:
         raise InvalidInput("the uploaded image file is empty")
+    check_tiff_tags(data)  # before Image.open, which reads every tag
     try:
         # Pillow refuses a canvas over twice its own limit while opening; ours is checked next,
         # from the header, before any pixel is decoded.
@@ -80,10 +86,14 @@ def decode_image(
             check_jpeg_scans(data, max_jpeg_scans)
         elif fmt == "PNG":
             check_png_complete(data)
+        exif = img.info.get("exif")
+        if isinstance(exif, bytes):
+            check_tiff_tags(exif.removeprefix(b"Exif\x00\x00"), "EXIF block")
         orientation = _orientation(img)
         if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
             img.draft("RGB", _draft_request(img.size, min_size, orientation))
         img.load()  # the first frame of an animated GIF/WebP/TIFF: Pillow opens at frame 0
+        orientation = _orientation(img)  # again: Pillow applies a TIFF's own orientation while loading
         rgb = to_rgb(img)
         del img  # the native pixels (up to 4 bytes each, more while converting) go before any copy
         if orientation in _TRANSPOSE:
@@ -106,10 +116,14 @@ def decode_cost(data: bytes, max_pixels: int, min_size: tuple[int, int] | None =
     header alone (see :mod:`core.model.budget`); 0 when decoding would be refused before any
     pixel is decoded (not an image, too many pixels), so such requests wait for nothing."""
     try:
+        check_tiff_tags(data)
         img = Image.open(io.BytesIO(data), formats=FORMATS)
         if img.width * img.height > max_pixels:
             return 0
         if min_size and img.format in ("JPEG", "MPO"):
+            exif = img.info.get("exif")
+            if isinstance(exif, bytes):
+                check_tiff_tags(exif.removeprefix(b"Exif\x00\x00"), "EXIF block")
             img.draft("RGB", _draft_request(img.size, min_size, _orientation(img)))
         return cost_bytes(img.width * img.height, img.mode)
     except Exception:  # noqa: BLE001 - decode_image gives the client the precise error

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from core.errors import InvalidInput
-from core.model.images import decode_image
-from core.model.structure import DEFAULT_MAX_JPEG_SCANS, check_png_complete, count_jpeg_scans
-from tests.support.hostile_images import png_rgb, progressive_jpeg, with_empty_scans
+from core.model.images import decode_cost, decode_image
+from core.model.structure import DEFAULT_MAX_JPEG_SCANS, check_png_complete, check_tiff_tags, count_jpeg_scans
+from tests.support.hostile_images import png_rgb, progressive_jpeg, tiff_with_overlapping_tags, with_empty_scans
 
 
 def _jpeg(**options) -> bytes:
@@ -75,3 +75,28 @@ def test_pillow_is_never_told_to_load_truncated_images() -> None:
     import app  # noqa: F401 - everything the service imports
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_tiff_whose_tags_all_point_at_the_same_data_is_refused_before_opening() -> None:
+    data = tiff_with_overlapping_tags(tags=100, size=100_000)
+    with pytest.raises(InvalidInput, match="the TIFF is malformed: its tags refer to more than"):
+        decode_image(data, 40_000_000)
+    assert decode_cost(data, 40_000_000) == 0
+
+
+def test_jpeg_whose_exif_tags_overlap_is_refused() -> None:
+    exif = tiff_with_overlapping_tags(tags=2_000, size=30_000)  # 24 KB of directory, 60 MB declared
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(out, "JPEG", exif=b"Exif\x00\x00" + exif)
+    with pytest.raises(InvalidInput, match="EXIF block is malformed"):
+        decode_image(out.getvalue(), 40_000_000)
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_ordinary_tiffs_pass(compression: str | None) -> None:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.effect_noise((64, 48), 40).convert("RGB").save(out, "TIFF", compression=compression, exif=exif)
+    check_tiff_tags(out.getvalue())
+    assert decode_image(out.getvalue(), 40_000_000).size == (48, 64)
