@@ -346,3 +346,12 @@ def test_the_fuzzer_input_that_found_it_gets_400(settings, detector) -> None:
     client = create_app(settings, model=detector).test_client()
     response = client.post("/model/annotate", data={"image": (io.BytesIO(data), f"fuzz.{fmt.lower()}")})
     assert response.status_code == 400, response.get_json()
+
+
+def test_the_fuzzers_slowest_tiff_is_refused_before_pillow_reads_its_tags(serves_afterwards) -> None:
+    # Fuzzer seed 14, input 1914: the directory's entry count became 65,291, and Pillow read that
+    # many tags out of the pixel data while opening (0.3 s at 480x318, 7 s under load).
+    from tests.load.fuzz_images import mutated
+
+    _, _, data = mutated(14, 1914)
+    assert_error(*post(serves_afterwards, data, "fuzz.tiff"), 400, "tags refer to more than")
