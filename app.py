@@ -11,9 +11,11 @@ import logging
 from flask import Flask
 
 from api import create_api
-from api.middleware import cors, metrics, request_log, security
+from api.forms import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, FormRequest
+from api.middleware import body, cors, metrics, request_log, security
 from config import ConfigError, Settings
 from core.errors import ModelLoadError
+from core.model.budget import DecodeBudget
 from core.model.wrapper import ModelWrapper
 from core.serving.factory import detector
 from core.serving.holder import ModelHolder
@@ -60,8 +62,14 @@ def create_app(
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
+    app.request_class = FormRequest
+    # "//model/labels" is a 404, not a redirect: werkzeug would build its Location from the Host
+    # header, and flask-restx answers a wrong method on such a path with a 500.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_PARTS=MAX_FORM_PARTS,
+        MAX_FORM_MEMORY_SIZE=MAX_FORM_FIELD_BYTES,
         RESTX_MASK_SWAGGER=False,
         ERROR_404_HELP=False,
         # api/errors.py writes every error body; flask-restx must not add a "message" key to
@@ -73,6 +81,8 @@ def create_app(
     )
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
+    app.extensions["decode_budget"] = DecodeBudget(settings.decode_budget_mb << 20, settings.decode_wait_seconds)
+    body.install()  # under gunicorn: 100 Continue only when the body is read; broken framing is a 400
     request_log.install(app)  # first: every later hook and error already has a request id
     cors.install(app, settings.cors_origins)
     security.install(app, settings)

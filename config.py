@@ -22,6 +22,7 @@ from core.artifacts.plan import Source
 from core.assets import ASSETS_DIR
 from core.errors import DetectorError
 from core.model.images import DEFAULT_MAX_PIXELS
+from core.model.structure import DEFAULT_MAX_JPEG_SCANS
 from core.model.wrapper import DEFAULT_THRESHOLD
 from core.ssd.engines.base import usable_cpus
 
@@ -104,6 +105,12 @@ class Settings:
     max_upload_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
     #: Largest accepted image in pixels (width*height), checked before decoding.
     max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, minimum=1)
+    #: Most scans a (progressive) JPEG may have; more get 400 before decoding (each costs a pass over the image).
+    max_jpeg_scans: int = setting(DEFAULT_MAX_JPEG_SCANS, minimum=1)
+    #: MiB of memory a worker's requests may hold at once for decoded images (worst case per pixel mode).
+    decode_budget_mb: int = setting(512, minimum=16)
+    #: Seconds a request waits for decode budget before it gets 503 with Retry-After.
+    decode_wait_seconds: int = setting(10, minimum=0)
     #: gunicorn worker processes; each loads its own copy of the model.
     workers: int = setting(1, minimum=1)
     #: Request threads per worker; they share the worker's model.

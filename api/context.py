@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from config import Settings
+from core.model.budget import DecodeBudget
 from core.serving.holder import ModelHolder
 
 
@@ -12,6 +13,12 @@ def holder() -> ModelHolder:
     """The current worker's model holder."""
     holder: ModelHolder = current_app.extensions["model_holder"]
     return holder
+
+
+def decode_budget() -> DecodeBudget:
+    """The current worker's budget on the memory decoding may hold (``DECODE_BUDGET_MB``)."""
+    budget: DecodeBudget = current_app.extensions["decode_budget"]
+    return budget
 
 
 def settings() -> Settings:

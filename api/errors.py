@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, has_request_context, request
 from flask_restx import Api, fields
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import RequestRedirect
 
-from core.errors import DetectorError, InvalidInput, ModelLoadError, ModelNotReady
+from core.errors import DetectorError, InvalidInput, ModelLoadError, ModelNotReady, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +29,22 @@ class Unauthorized(Exception):
     """The request lacks the API key, or sent a wrong one; the message says how to send it."""
 
 
+class MalformedBody(Exception):
+    """The body's HTTP framing is broken (e.g. a chunk size that is not hex); the connection closes."""
+
+
+class FormTooLarge(Exception):
+    """The form has too many parts, or a non-file field is too long; the message says which limit."""
+
+
 #: Exception class -> HTTP status. The first matching entry wins, so subclasses come first.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
+    (MalformedBody, 400),
+    (FormTooLarge, 413),
     (InvalidInput, 400),
     (ModelNotReady, 503),
+    (Overloaded, 503),
     (ModelLoadError, 503),
     (DetectorError, 500),
 )
@@ -107,9 +120,21 @@ def register(app: Flask, api: Api) -> None:
 
 def http_headers(exc: Exception) -> dict[str, str]:
     """Headers an HTTP error must keep, e.g. ``Allow`` on a 405 (RFC 9110); the body is ours."""
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(exc.retry_after)}
     if not isinstance(exc, HTTPException):
         return {}
-    return {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+    headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+    if isinstance(exc, RequestRedirect):  # werkzeug builds it from the client's Host header
+        headers["Location"] = relative_location(exc.new_url)
+    return headers
+
+
+def relative_location(url: str) -> str:
+    """The path and query of ``url``: a redirect never names a host the client chose."""
+    parts = urlsplit(url)
+    path = "/" + parts.path.lstrip("/")  # never "//host": that would be another origin
+    return f"{path}?{parts.query}" if parts.query else path
 
 
 def error_model(api: Api):

@@ -8,16 +8,56 @@ given with different values is ambiguous and refused."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import Request, request
 from flask_restx import reqparse
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from api.errors import FormTooLarge
 from api.middleware.request_log import log_fields
 from config import parse_fraction
 from core.errors import InvalidInput
 
 #: The form fields ``/model/predict`` accepts.
 FIELDS = frozenset({"image", "threshold"})
+#: Parts a form may have: ours have three at most, so thousands of tiny fields are refused early.
+MAX_FORM_PARTS = 16
+#: Bytes a non-file field (``threshold``, ``format``) may hold in memory.
+MAX_FORM_FIELD_BYTES = 256 * 1024  # above the parser's 64 KiB read size, which it also counts
+
+
+class FormRequest(Request):
+    """Flask's request, whose form limits say which limit was hit instead of "body too large".
+
+    werkzeug raises the same bare 413 for a body over ``MAX_CONTENT_LENGTH``, a form over
+    ``MAX_FORM_PARTS`` and a field over ``MAX_FORM_MEMORY_SIZE``; where it was raised tells them apart.
+    """
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge as exc:
+            reason = _form_limit(exc)
+            if reason is None:
+                raise
+            raise FormTooLarge(reason) from None
+
+
+def _form_limit(exc: BaseException) -> str | None:
+    """Which form limit ``exc`` (a 413 from werkzeug's multipart parser) comes from, as a message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    code = tb.tb_frame.f_code
+    if code.co_name == "next_event" and code.co_filename.endswith("multipart.py"):
+        return (
+            f"the form has more than {MAX_FORM_PARTS} parts; send one 'image' file and at most 'threshold' and 'format'"
+        )
+    if code.co_name in ("receive_data", "parse") and code.co_filename.endswith(("multipart.py", "formparser.py")):
+        return f"a form field other than the image is longer than {MAX_FORM_FIELD_BYTES} bytes"
+    return None
 
 
 def read_fraction(raw: str | None, default: float, name: str = "threshold") -> float:

@@ -34,3 +34,11 @@ class ArtifactError(DetectorError):
 
 class CatalogError(DetectorError, ValueError):
     """The catalog file is malformed, or a requested model is not in it."""
+
+
+class Overloaded(DetectorError):
+    """The worker is at capacity (e.g. its decode memory budget); the client should retry."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

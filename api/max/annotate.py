@@ -11,15 +11,17 @@ import time
 from flask import Response, request
 from flask_restx import Api, Namespace, Resource
 
-from api.context import holder, settings
+from api.context import decode_budget, holder, settings
 from api.errors import error_model
 from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
 from api.middleware.request_log import log_fields
 from core.errors import InvalidInput
 from core.model.annotate import MIMETYPES, draw_detections, encode
-from core.model.images import decode_image
+from core.model.images import decode_cost, decode_image
 
 _ALIASES = {"jpg": "jpeg"}
+#: libjpeg's largest side; a wider or taller answer can only be a PNG.
+JPEG_MAX_SIDE = 65_500
 
 
 def read_format() -> str:
@@ -55,7 +57,9 @@ def register(api: Api, ns: Namespace) -> None:
             400, "Bad input: not an image, corrupt, too many pixels, missing field, bad threshold or format", error
         )
         @ns.response(413, "Request body over the configured limit", error)
-        @ns.response(503, "The model is not ready", error)
+        @ns.response(
+            503, "The model is not ready, or the worker is busy decoding other large images (see Retry-After)", error
+        )
         def post(self):
             """Return the uploaded image with its detections drawn in."""
             cfg = settings()
@@ -66,10 +70,18 @@ def register(api: Api, ns: Namespace) -> None:
             model = holder().get()
             started = time.perf_counter()
             # Full resolution (no JPEG draft): the answer must match the upload's upright size.
-            decoded = decode_image(data, cfg.max_image_pixels)
-            log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
-            detections = model.detect(decoded, threshold)
-            body = encode(draw_detections(decoded.image, detections), fmt)
+            with decode_budget().reserve(decode_cost(data, cfg.max_image_pixels)):
+                decoded = decode_image(data, cfg.max_image_pixels, max_jpeg_scans=cfg.max_jpeg_scans)
+                log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+                if fmt == "jpeg" and max(decoded.size) > JPEG_MAX_SIDE:
+                    width, height = decoded.size
+                    raise InvalidInput(
+                        f"the annotated image would be {width}x{height}; JPEG allows at most {JPEG_MAX_SIDE} "
+                        "pixels a side: ask for format=png"
+                    )
+                detections = model.detect(decoded, threshold)
+                body = encode(draw_detections(decoded.image, detections), fmt)
+                del decoded
             elapsed_ms = (time.perf_counter() - started) * 1000
             return Response(
                 body,

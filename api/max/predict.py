@@ -6,10 +6,11 @@ import time
 
 from flask_restx import Api, Namespace, Resource, fields
 
-from api.context import holder, settings
+from api.context import decode_budget, holder, settings
 from api.errors import error_model
 from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
 from api.middleware.request_log import log_fields
+from core.model.images import decode_cost
 
 
 def register(api: Api, ns: Namespace) -> None:
@@ -48,7 +49,9 @@ def register(api: Api, ns: Namespace) -> None:
         @ns.response(200, "Detections", response)
         @ns.response(400, "Bad input: not an image, corrupt, too many pixels, missing field or bad threshold", error)
         @ns.response(413, "Request body over the configured limit", error)
-        @ns.response(503, "The model is not ready", error)
+        @ns.response(
+            503, "The model is not ready, or the worker is busy decoding other large images (see Retry-After)", error
+        )
         def post(self):
             """Return the objects detected in the uploaded image, best first."""
             cfg = settings()
@@ -57,8 +60,10 @@ def register(api: Api, ns: Namespace) -> None:
             reject_unknown_fields(FIELDS)
             model = holder().get()
             started = time.perf_counter()
-            decoded = model.decode(data, cfg.max_image_pixels)
-            log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
-            predictions = model.predict_json(decoded, threshold)
+            with decode_budget().reserve(decode_cost(data, cfg.max_image_pixels, model.input_size)):
+                decoded = model.decode(data, cfg.max_image_pixels, cfg.max_jpeg_scans)
+                log_fields(image_pixels=decoded.original_size[0] * decoded.original_size[1])
+                predictions = model.predict_json(decoded, threshold)
+                del decoded
             elapsed_ms = (time.perf_counter() - started) * 1000
             return {"status": "ok", "predictions": predictions}, 200, {"X-Processing-Time-Ms": f"{elapsed_ms:.1f}"}

@@ -18,6 +18,8 @@ extract whole archives, where the installer keeps only the pinned files.
 from __future__ import annotations
 
 import functools
+import gzip
+import lzma
 import stat
 import tarfile
 import zipfile
@@ -28,6 +30,7 @@ from typing import IO
 
 from core.artifacts.catalog import is_safe_relative
 from core.artifacts.integrity import ArtifactError
+from core.artifacts.tarscan import TarScanError, looks_like_tar, scan, shown
 
 _CHUNK = 1 << 20
 
@@ -57,13 +60,26 @@ def extract(
         if is_zip:
             with zipfile.ZipFile(archive) as zf:
                 return _extract(_zip_entries(zf), dest, keep, budget)
-        if tarfile.is_tarfile(archive):
+        if looks_like_tar(archive):
+            scan(archive, max_bytes, max_entries)  # bounded: tarfile trusts meta headers' sizes
             with tarfile.open(archive, "r:*") as tf:
                 return _extract(_tar_entries(tf), dest, keep, budget)
-    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
-        raise UnsafeArchiveError(f"corrupt or unsupported archive {archive.name}: {exc}") from None
+    except TarScanError as exc:
+        raise UnsafeArchiveError(f"unsafe archive {shown(archive.name)}: {exc}") from None
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zlib.error,
+        lzma.LZMAError,
+        gzip.BadGzipFile,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+    ) as exc:
+        raise UnsafeArchiveError(f"corrupt or unsupported archive {shown(archive.name)}: {shown(str(exc))}") from None
     if not is_safe_relative(plain_name) or "/" in plain_name:
-        raise UnsafeArchiveError(f"cannot name a plain file {plain_name!r}")
+        raise UnsafeArchiveError(f"cannot name a plain file {shown(plain_name)}")
     with open(archive, "rb") as src:
         return _extract(iter([(plain_name, lambda: src)]), dest, keep, budget)
 
@@ -91,22 +107,22 @@ _Entry = tuple[str, Callable[[], IO[bytes] | None] | None]
 def _tar_entries(tf: tarfile.TarFile) -> Iterator[_Entry]:
     for m in tf:
         if m.issym() or m.islnk():
-            raise UnsafeArchiveError(f"archive entry {m.name!r} is a link to {m.linkname!r}")
+            raise UnsafeArchiveError(f"archive entry {shown(m.name)} is a link to {shown(m.linkname)}")
         if m.isdir():
             yield m.name, None
         elif m.isreg():
             yield m.name, functools.partial(tf.extractfile, m)
         else:
-            raise UnsafeArchiveError(f"archive entry {m.name!r} is a device, FIFO or other special file")
+            raise UnsafeArchiveError(f"archive entry {shown(m.name)} is a device, FIFO or other special file")
 
 
 def _zip_entries(zf: zipfile.ZipFile) -> Iterator[_Entry]:
     for info in zf.infolist():
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise UnsafeArchiveError(f"archive entry {info.filename!r} is a symlink")
+            raise UnsafeArchiveError(f"archive entry {shown(info.filename)} is a symlink")
         if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-            raise UnsafeArchiveError(f"archive entry {info.filename!r} is a special file")
+            raise UnsafeArchiveError(f"archive entry {shown(info.filename)} is a special file")
         if info.is_dir():
             yield info.filename, None
         else:
@@ -125,11 +141,11 @@ def _extract(entries: Iterator[_Entry], dest: Path, keep: Callable[[str], bool],
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             out = open(target, "xb")
         except (FileExistsError, IsADirectoryError, NotADirectoryError):
-            raise UnsafeArchiveError(f"archive entry {raw_name!r} clashes with an earlier entry") from None
+            raise UnsafeArchiveError(f"archive entry {shown(raw_name)} clashes with an earlier entry") from None
         data = open_data()
         if data is None:  # tarfile's answer for a member without data; the kinds were checked above
             out.close()
-            raise UnsafeArchiveError(f"archive entry {raw_name!r} has no data")
+            raise UnsafeArchiveError(f"archive entry {shown(raw_name)} has no data")
         with data as src, out:
             while chunk := src.read(_CHUNK):
                 budget.spend(len(chunk))
@@ -147,5 +163,5 @@ def _clean(name: str, is_dir: bool) -> str:
     if is_dir and stripped in ("", "."):
         return ""
     if not is_safe_relative(stripped):
-        raise UnsafeArchiveError(f"archive entry {name!r} has an absolute or unsafe path")
+        raise UnsafeArchiveError(f"archive entry {shown(name)} has an absolute or unsafe path")
     return stripped

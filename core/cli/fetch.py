@@ -50,6 +50,16 @@ def _source(args: argparse.Namespace) -> tuple[Source, Settings]:
     return dataclasses.replace(settings.source, mirror=bool(args.model and args.url)), settings
 
 
+#: Longest error line printed: a hostile archive must not make the fetcher print megabytes.
+MAX_ERROR_CHARS = 500
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line, at most :data:`MAX_ERROR_CHARS` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         source, settings = _source(args)
@@ -62,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
             if not satisfies(manifest.archive, manifest.files, plan_for(source)):
                 raise IntegrityError(f"{path} holds a model installed from other pins")
     except (ConfigError, CatalogError, UnsupportedURLError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except (ArtifactError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(path)
     return 0

@@ -10,14 +10,31 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, InvalidInput
+from core.model.budget import cost_bytes
+from core.model.structure import (
+    DEFAULT_MAX_JPEG_SCANS,
+    check_jpeg_scans,
+    check_png_complete,
+    check_tiff_tags,
+)
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 #: Pixel limit of the Python API and the CLI, and the default of the service's MAX_IMAGE_PIXELS.
 DEFAULT_MAX_PIXELS = 40_000_000
 _WHITE = (255, 255, 255)
+#: EXIF orientation -> the transpose that makes the stored pixels upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -47,16 +64,24 @@ class DecodedImage:
         return np.asarray(self.image, dtype=np.uint8)
 
 
-def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes,
+    max_pixels: int,
+    min_size: tuple[int, int] | None = None,
+    max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS,
+) -> DecodedImage:
     """Decode ``data`` to upright RGB.
 
     ``min_size`` lets a JPEG decode at a reduced scale (Pillow's ``draft``) when it is much
     larger than the model input; the result is never smaller than ``min_size`` on either side.
     Raises :class:`InvalidInput` for anything that is not a complete image in a supported format,
-    and :class:`ImageTooLarge` when the header declares more than ``max_pixels`` pixels.
+    and :class:`ImageTooLarge` when the header declares more than ``max_pixels`` pixels. The
+    structure is checked before decoding too (:mod:`core.model.structure`): a JPEG with more
+    than ``max_jpeg_scans`` scans, or an incomplete PNG, is refused.
     """
     if not data:
         raise InvalidInput("the uploaded image file is empty")
+    check_tiff_tags(data)  # before Image.open, which reads every tag
     try:
         # The pixel count is checked from the header, before any pixel is decoded.
         declared = _webp_size(data)  # Pillow's WebP plugin allocates the whole canvas while opening
@@ -78,12 +103,22 @@ def decode_image(data: bytes, max_pixels: int, min_size: tuple[int, int] | None 
         if width * height > max_pixels:
             raise _too_large((width, height), max_pixels)
         fmt = img.format or "unknown"
+        if fmt in ("JPEG", "MPO"):
+            check_jpeg_scans(data, max_jpeg_scans)
+        elif fmt == "PNG":
+            check_png_complete(data)
+        exif = img.info.get("exif")
+        if isinstance(exif, bytes):
+            check_tiff_tags(exif.removeprefix(b"Exif\x00\x00"), "EXIF block")
         orientation = _orientation(img)
         if min_size and fmt in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
             img.draft("RGB", _draft_request(img.size, min_size, orientation))
         img.load()  # the first frame of an animated GIF/WebP/TIFF: Pillow opens at frame 0
-        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-        rgb = to_rgb(upright)
+        orientation = _orientation(img)  # again: Pillow applies a TIFF's own orientation while loading
+        rgb = to_rgb(img)
+        del img  # the native pixels (up to 4 bytes each, more while converting) go before any copy
+        if orientation in _TRANSPOSE:
+            rgb = rgb.transpose(_TRANSPOSE[orientation])
     except (ImageTooLarge, InvalidInput):
         raise
     except UnidentifiedImageError:
@@ -139,31 +174,86 @@ def _size_by_plugin(fmt: str, data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def decode_cost(data: bytes, max_pixels: int, min_size: tuple[int, int] | None = None) -> int:
+    """Bytes that decoding ``data`` as :func:`decode_image` would hold at its peak, from the
+    header alone (see :mod:`core.model.budget`); 0 when decoding would be refused before any
+    pixel is decoded (not an image, too many pixels), so such requests wait for nothing."""
+    try:
+        check_tiff_tags(data)
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        if img.width * img.height > max_pixels:
+            return 0
+        if min_size and img.format in ("JPEG", "MPO"):
+            exif = img.info.get("exif")
+            if isinstance(exif, bytes):
+                check_tiff_tags(exif.removeprefix(b"Exif\x00\x00"), "EXIF block")
+            img.draft("RGB", _draft_request(img.size, min_size, _orientation(img)))
+        return cost_bytes(img.width * img.height, img.mode)
+    except Exception:  # noqa: BLE001 - decode_image gives the client the precise error
+        return 0
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
+    """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white.
+
+    Wide modes (16/32-bit integer, float) are scaled a band of rows at a time, so the extra
+    memory is one 8-bit copy plus a band, not several full-size float arrays.
+    """
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return Image.fromarray(_to_uint8(np.asarray(img)), "L").convert("RGB")
+    if mode in _WIDE_GREY:
+        return _grey_to_uint8(img).convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
         background = Image.new("RGB", rgba.size, _WHITE)
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale a 16-bit or float grey image to 8 bits (vectorised)."""
-    if arr.dtype.kind == "f":
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        return np.nan_to_num(scaled).astype(np.uint8)
-    if arr.dtype.itemsize == 1:
-        return arr.astype(np.uint8)
-    peak = 65535 if arr.max(initial=0) <= 65535 else int(arr.max())
-    return (arr.astype(np.float32) * (255.0 / peak)).round().astype(np.uint8)
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I", "F")
+#: Pixels scaled at once when narrowing a wide grey image (16 MB of float32).
+_BAND_PIXELS = 1 << 22
+
+
+def _grey_to_uint8(img: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit or float grey image to 8 bits ("L"), band by band (vectorised).
+
+    Float images are stretched from their minimum to their maximum (NaN becomes 0); integer
+    images are scaled from the 16-bit range, or from their maximum if it is larger.
+    """
+    width, height = img.size
+    rows = max(1, _BAND_PIXELS // max(1, width))
+    bands = [(top, min(height, top + rows)) for top in range(0, height, rows)]
+
+    def band(top: int, bottom: int) -> np.ndarray:
+        return np.asarray(img.crop((0, top, width, bottom)))
+
+    out = np.empty((height, width), dtype=np.uint8)
+    if img.mode == "F":
+        lo, hi = np.inf, -np.inf
+        for top, bottom in bands:
+            values = band(top, bottom)
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        for top, bottom in bands:
+            values = band(top, bottom).astype(np.float32, copy=True)
+            values -= np.float32(lo if scale else 0.0)
+            values *= np.float32(scale)
+            np.nan_to_num(values, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+            np.clip(values, 0, 255, out=values)
+            out[top:bottom] = values.astype(np.uint8)
+        return Image.fromarray(out, "L")
+    top_value = max((int(band(t, b).max(initial=0)) for t, b in bands), default=0)
+    peak = 65535 if top_value <= 65535 else top_value
+    for top, bottom in bands:
+        values = band(top, bottom).astype(np.float32)
+        values *= np.float32(255.0 / peak)
+        out[top:bottom] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
 
 
 def _orientation(img: Image.Image) -> int:

@@ -18,6 +18,7 @@ from core.errors import InvalidInput, ModelNotReady
 from core.metrics import inference_seconds
 from core.model.detection import Detection
 from core.model.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, to_rgb
+from core.model.structure import DEFAULT_MAX_JPEG_SCANS
 
 ImageInput = bytes | Image.Image | DecodedImage
 #: The score a detection needs when the caller gives no threshold: MAX's default, and the one of
@@ -96,7 +97,9 @@ class ModelWrapper(ABC):
                 self.ready = True
         return self
 
-    def decode(self, image: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    def decode(
+        self, image: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
+    ) -> DecodedImage:
         """Accept bytes, a PIL image or an already decoded image, so one decode can feed several models."""
         if isinstance(image, DecodedImage):
             return image
@@ -105,7 +108,9 @@ class ModelWrapper(ABC):
                 raise InvalidInput(f"image has more than {max_pixels} pixels")
             return DecodedImage(image=to_rgb(image), format=image.format or "PIL", original_size=image.size)
         if isinstance(image, (bytes, bytearray, memoryview)):
-            return decode_image(bytes(image), max_pixels=max_pixels, min_size=self.input_size)
+            return decode_image(
+                bytes(image), max_pixels=max_pixels, min_size=self.input_size, max_jpeg_scans=max_jpeg_scans
+            )
         raise TypeError(f"expected bytes, a PIL image or a DecodedImage, got {type(image).__name__}")
 
     def detect(

@@ -18,6 +18,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import image_bytes
+from tests.support.hostile_images import png_rgb, progressive_jpeg, with_empty_scans
 from tests.support.server import serve_app
 
 THRESHOLD = "0.5"
@@ -138,6 +139,30 @@ def test_png_declaring_too_many_pixels_is_refused_before_decoding(serves_afterwa
 )
 def test_broken_or_fake_images_get_400(serves_afterwards, name, data) -> None:
     assert_error(*post(serves_afterwards, data(), name), 400)
+
+
+def test_progressive_jpeg_with_thousands_of_empty_scans_is_refused_before_decoding(serves_afterwards) -> None:
+    # 4000x3000 with 100,000 empty scans takes tens of seconds to decode (docs/reliability.md);
+    # the guard counts scans without decoding, so a small image and 5,000 scans show it.
+    data = with_empty_scans(progressive_jpeg(800, 600), 5_000)
+    assert_error(*post(serves_afterwards, data, "scans.jpg"), 400, "more than 100 scans", "MAX_JPEG_SCANS")
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (lambda: png_rgb(300, 200, rows=120), ("truncated", "rows are missing")),
+        (lambda: png_rgb(300, 200, iend=False), ("truncated", "IEND")),
+    ],
+    ids=["fewer-rows-than-declared", "no-iend"],
+)
+def test_structurally_incomplete_png_gets_400(serves_afterwards, data, words) -> None:
+    assert_error(*post(serves_afterwards, data(), "incomplete.png"), 400, *words)
+
+
+def test_complete_generated_png_gets_200(serves_afterwards) -> None:
+    status, body = post(serves_afterwards, png_rgb(300, 200), "stripes.png")
+    assert status == 200, body
 
 
 # --- odd but valid images: the right answer ---------------------------------------------------
@@ -488,3 +513,57 @@ def test_v2_over_http_with_no_content_type(server_url, detector, settings) -> No
     assert ok.status_code == 200
     outputs = {o["name"]: o for o in ok.json()["outputs"]}
     assert "dog" in outputs["detection_labels"]["data"]
+
+
+def test_a_request_that_finds_the_decode_budget_taken_gets_503_with_retry_after(settings, detector) -> None:
+    from dataclasses import replace
+
+    from app import create_app
+
+    app = create_app(replace(settings, decode_budget_mb=16, decode_wait_seconds=0), model=detector)
+    client = app.test_client()
+    with app.extensions["decode_budget"].reserve(16 << 20):
+        response = client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "dog.jpg")})
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert "decode budget" in response.get_json()["message"]
+    assert (
+        client.post("/model/predict", data={"image": (io.BytesIO(image_bytes("dog.jpg")), "d.jpg")}).status_code == 200
+    )
+
+
+# --- regressions found by the fuzzer (tests/load/fuzz_images.py) ------------------------------
+
+
+def wide_gif(width: int = 65_535, height: int = 2) -> bytes:
+    return encode(Image.new("P", (width, height)), "GIF")
+
+
+def test_annotating_an_image_wider_than_jpeg_allows_gets_400_naming_png(settings, detector) -> None:
+    # Fuzzer seed 14, input 840 (a GIF declaring 1048576x1, opened as 65535x357) got a 500: the
+    # JPEG encoder refuses sides over 65,500 pixels.
+    from app import create_app
+
+    client = create_app(settings, model=detector).test_client()
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(wide_gif()), "wide.gif")})
+    assert_error(response.status_code, response.get_json(), 400, "65500", "format=png")
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(wide_gif()), "wide.gif"), "format": "png"})
+    assert response.status_code == 200 and response.mimetype == "image/png"
+
+
+def test_the_fuzzer_input_that_found_it_gets_400(settings, detector) -> None:
+    from app import create_app
+    from tests.load.fuzz_images import mutated
+
+    fmt, _, data = mutated(14, 840)
+    client = create_app(settings, model=detector).test_client()
+    response = client.post("/model/annotate", data={"image": (io.BytesIO(data), f"fuzz.{fmt.lower()}")})
+    assert response.status_code == 400, response.get_json()
+
+
+def test_the_fuzzers_slowest_tiff_is_refused_before_pillow_reads_its_tags(serves_afterwards) -> None:
+    # Fuzzer seed 14, input 1914: the directory's entry count became 65,291, and Pillow read that
+    # many tags out of the pixel data while opening (0.3 s at 480x318, 7 s under load).
+    from tests.load.fuzz_images import mutated
+
+    _, _, data = mutated(14, 1914)
+    assert_error(*post(serves_afterwards, data, "fuzz.tiff"), 400, "tags refer to more than")

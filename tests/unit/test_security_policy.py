@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from api.errors import relative_location
 from api.middleware.security import content_security_policy, key_matches
 
 
@@ -21,3 +24,15 @@ def test_key_matches_only_the_exact_key() -> None:
     assert not key_matches(key[:-1], key)
     assert not key_matches(key + "x", key)
     assert not key_matches("\u00e9" * 21, key)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://evil.example/model/labels", "/model/labels"),
+        ("https://evil.example//evil.example/x?a=1", "/evil.example/x?a=1"),
+        ("http://h", "/"),
+    ],
+)
+def test_redirects_keep_only_path_and_query(url, expected):
+    assert relative_location(url) == expected

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import lzma
+import random
+import re
 import stat
 import tarfile
 import zipfile
@@ -152,3 +156,98 @@ def test_entry_count_is_capped(tmp_path):
 
 
 # --- command line ----------------------------------------------------------------------------
+
+
+# --- hostile tar streams: bounded memory and time, one short line -------------------------------
+
+
+def _raw_header(name: str, size: int, kind: bytes, negative: bool = False) -> bytes:
+    """A 512-byte tar header with any size (tarfile refuses to write the hostile ones)."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    block = bytearray(info.tobuf(format=tarfile.GNU_FORMAT)[:512])
+    block[124:136] = b"\xff" * 12 if negative else b"%011o\x00" % size
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\x00 " % sum(block)
+    return bytes(block)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"\x00" * (-len(data) % 512)
+
+
+def _long_name_tar_gz() -> bytes:
+    """A GNU long-name member declaring a 64 MiB name (64 KiB compressed): tarfile would read it
+    into memory whole and print it in its error."""
+    size = 64 << 20
+    return gzip.compress(_raw_header("././@LongLink", size, b"L") + b"a" * size + b"\x00" * 1024)
+
+
+def _pax_digits_tar_gz() -> bytes:
+    """CVE-2024-6232: a pax record length of 30,000 digits makes tarfile's parser quadratic."""
+    pax = b"0" * 30_000 + b"1 path=x\n"
+    return gzip.compress(_raw_header("pax", len(pax), b"x") + _padded(pax) + b"\x00" * 1024)
+
+
+def _negative_size_tar_gz() -> bytes:
+    return gzip.compress(_raw_header("model/a.bin", 0, b"0", negative=True) + b"\x00" * 1024)
+
+
+def _corrupt_xz() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for i in range(3):
+            data = random.Random(i).randbytes(100_000)
+            info = tarfile.TarInfo(f"model/{i}.bin")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    xz = bytearray(lzma.compress(buf.getvalue()))
+    xz[int(len(xz) * 0.8)] ^= 0xFF  # deep inside: the first members read fine
+    return bytes(xz)
+
+
+def _corrupt_gz_late() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = random.Random(0).randbytes(100_000)
+        info = tarfile.TarInfo("model/a.bin")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    gz = bytearray(gzip.compress(buf.getvalue()))
+    gz[-12] ^= 0xFF  # inside the data: only the CRC at the end can tell
+    return bytes(gz)
+
+
+HOSTILE_TARS = [
+    ("longname.tar.gz", _long_name_tar_gz, "GNU long name of 67108864 bytes; the limit is 65536"),
+    ("pax.tar.gz", _pax_digits_tar_gz, "malformed pax header"),
+    ("negative.tar.gz", _negative_size_tar_gz, "negative size"),
+    ("corrupt.tar.xz", _corrupt_xz, "corrupt compressed stream"),
+    ("crc.tar.gz", _corrupt_gz_late, "CRC check failed"),
+]
+
+
+@pytest.mark.parametrize("name, make, message", HOSTILE_TARS, ids=[h[0] for h in HOSTILE_TARS])
+def test_hostile_tar_streams_get_one_short_line(tmp_path, name, make, message):
+    archive = tmp_path / name
+    archive.write_bytes(make())
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=re.escape(message)) as raised:
+        extract(archive, dest, plain_name="x", max_bytes=1 << 30, max_entries=100)
+    text = str(raised.value)
+    assert "\n" not in text and len(text) < 400, text
+    assert not any(dest.iterdir())
+
+
+def test_a_long_pax_path_is_shortened_in_the_message(tmp_path):
+    archive = tmp_path / "longpath.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("../" + "x" * 20_000)
+        tf.addfile(info, io.BytesIO(b""))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="unsafe path") as raised:
+        extract(archive, dest, plain_name="x", max_bytes=1 << 20, max_entries=10)
+    assert len(str(raised.value)) < 400
+    assert "(20005 characters)" in str(raised.value)  # the repr, quotes included

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.artifacts.manifest import read_manifest
+from tests.integration.artifacts.test_extract import HOSTILE_TARS
 from tests.support.artifacts import (
     REPO,
     TFLITE,
@@ -92,3 +94,26 @@ def test_cli_verify_fails_when_nothing_is_installed(tmp_path):
 def test_the_fetcher_does_not_import_tensorflow():
     code = "import sys, core.artifacts; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+@pytest.mark.parametrize("name, make, message", HOSTILE_TARS, ids=[h[0] for h in HOSTILE_TARS])
+def test_cli_fetch_of_a_hostile_archive_prints_one_short_line(tmp_path, name, make, message):
+    """Even with its sha256 pinned (by mistake), a hostile archive ends in one line, not a traceback."""
+    archive = tmp_path / name
+    data = make()
+    archive.write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if k not in {"MODEL", "MODEL_URL", "MODEL_SHA256", "ASSETS_DIR"}}
+    pin = ["--url", archive.as_uri(), "--sha256", hashlib.sha256(data).hexdigest()]
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "fetch", "--no-progress", *pin, "--assets-dir", str(tmp_path / "assets")],
+        cwd=REPO,
+        env={**env, "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 600, done.stderr[:2000]
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert_nothing_installed(tmp_path / "assets")
