@@ -119,6 +119,7 @@ COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY app.py config.py gunicorn.conf.py ./
 COPY api/ api/
+COPY server/ server/
 COPY core/ core/
 COPY assets/ assets/
 COPY --from=model /out/models/ assets/models/

@@ -18,8 +18,13 @@ _settings = Settings.from_env()
 wsgi_app = "app:create_app()"
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.workers
-worker_class = "gthread"
+# gthread with a front that buffers whole requests under deadlines and sheds overload with 503
+# (server/worker.py; docs/reliability.md). Slow clients cost a socket and a buffer, not a thread.
+worker_class = "server.worker.BufferedThreadWorker"
 threads = _settings.threads
+# Connections a worker holds, most of them cheap while they arrive (HEADER_TIMEOUT_SECONDS bounds
+# each); the container's open-files limit must exceed it (the worker stops accepting at that limit).
+worker_connections = 1000
 preload_app = False
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout

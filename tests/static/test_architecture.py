@@ -39,3 +39,14 @@ def test_settings_import_neither_metrics_nor_tensorflow():
         "leaked = {'prometheus_client', 'tensorflow', 'flask'} & set(sys.modules); sys.exit(str(leaked) if leaked else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_the_worker_class_imports_neither_metrics_nor_flask():
+    """gunicorn's master imports the worker class before ``on_starting`` sets PROMETHEUS_MULTIPROC_DIR,
+    so ``server.worker`` imports the HTTP layer only inside the worker process."""
+    code = (
+        "import sys, server.worker; "
+        "leaked = {'prometheus_client', 'tensorflow', 'flask', 'api'} & {m.split('.')[0] for m in sys.modules}; "
+        "sys.exit(str(leaked) if leaked else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
