@@ -146,7 +146,7 @@ class Settings:
     max_queue_wait_seconds: Seconds = setting(2.0)
     #: The ``Retry-After`` seconds sent with every 503 for overload.
     retry_after_seconds: int = setting(1, minimum=1)
-    #: Bytes of request bodies a worker may hold while they arrive; a request that would exceed it gets 503.
+    #: Bytes of requests still arriving a worker may hold at once (received, not declared); past it: 503.
     max_buffered_bytes: int = setting(64 * 1024 * 1024, minimum=1024)
     #: Where gunicorn workers share metrics; ``gunicorn.conf.py`` sets it to a fresh temporary directory.
     prometheus_multiproc_dir: Path | None = setting(None)

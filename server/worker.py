@@ -74,7 +74,7 @@ class Incoming:
     buffer: RequestBuffer
     deadline: float
     body_start: float = 0.0
-    reserved: int = 0  # bytes of MAX_BUFFERED_BYTES this request holds
+    reserved: int = 0  # bytes of MAX_BUFFERED_BYTES this connection holds (what it has sent)
     health: bool = False
     lingering: bool = False
     discarded: int = 0
@@ -155,6 +155,9 @@ class BufferedThreadWorker(ThreadWorker):
         self.buffering[conn] = incoming
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
         if initial:
+            if not self._reserve(incoming, len(initial)):
+                self._shed(conn, _path_of(buffer), "buffer_full", early=True)
+                return
             self._advance(conn, incoming)
 
     def _on_readable(self, conn: Any, sock: socket.socket) -> None:
@@ -175,6 +178,9 @@ class BufferedThreadWorker(ThreadWorker):
             incoming.discarded += len(data)
             if incoming.discarded > LINGER_BYTES:
                 self._close(conn)
+            return
+        if not self._reserve(incoming, len(data)):
+            self._shed(conn, _path_of(incoming.buffer), "buffer_full", early=True)
             return
         incoming.buffer.feed(data)
         self._advance(conn, incoming)
@@ -200,9 +206,6 @@ class BufferedThreadWorker(ThreadWorker):
         incoming.deadline = (
             incoming.body_start + settings.body_timeout_seconds + received / settings.body_min_rate_bytes
         )
-        if buffer.head.chunked and received > incoming.reserved:  # chunked: reserve as bytes arrive
-            if not self._reserve(incoming, received - incoming.reserved):
-                self._shed(conn, buffer.head.target, "buffer_full", early=True)
 
     def _on_head(self, conn: Any, incoming: Incoming) -> bool:
         """The header block has ended: admit the request's body, or answer now. False: answered."""
@@ -211,9 +214,6 @@ class BufferedThreadWorker(ThreadWorker):
         assert head is not None
         incoming.body_start = time.monotonic()
         incoming.health = head.method in ("GET", "HEAD") and head.path in HEALTH_PATHS
-        if not buffer.complete and head.content_length and not self._reserve(incoming, head.content_length):
-            self._shed(conn, head.target, "buffer_full", early=True)
-            return False
         if head.expect_continue and not buffer.complete:
             if self.settings.api_key and not self._key_ok(head):
                 self._answer_and_close(
@@ -248,6 +248,8 @@ class BufferedThreadWorker(ThreadWorker):
         return self._key_matches(presented, self.settings.api_key or "")
 
     def _reserve(self, incoming: Incoming, size: int) -> bool:
+        """Count bytes received against MAX_BUFFERED_BYTES. Only bytes actually received count, not
+        a declared Content-Length: announcing a big body and sending nothing must not use it up."""
         if self.reserved_bytes + size > self.settings.max_buffered_bytes:
             return False
         incoming.reserved += size
