@@ -194,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="abuse-"))
     url = os.environ.get("MODEL_URL") or SSDLITE_ARCHIVE.as_uri()
     sha = os.environ.get("MODEL_SHA256") or SSDLITE_SHA256
+    from config import Settings
+    from core.artifacts.install import ensure_model
+
+    settings = Settings(model_url=url, model_sha256=sha, assets_dir=work / "assets")
+    ensure_model(settings.source, settings.models_dir)  # what the image's build does
     base = {**model_env(work / "assets", url, sha), "WORKERS": "1", "THREADS": "4", "LOG_LEVEL": "WARNING"}
     body, content_type = multipart((IMAGES / "dog.jpg").read_bytes(), filename="dog.jpg")
     request = post_bytes("/model/predict", body, content_type)
