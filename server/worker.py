@@ -344,17 +344,32 @@ class BufferedThreadWorker(ThreadWorker):
         self._leave(conn)
         try:
             conn.sock.send(payload)
-            if linger:
-                conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             linger = False
-        if not linger:
-            self.nr_conns -= 1
-            conn.close()
+        if linger:
+            self._linger(conn)
+        else:
+            self._close(conn)
+
+    def _linger(self, conn: Any) -> None:
+        """Half-close and drain on the loop, without blocking it (gthread's own graceful close
+        blocks the loop for up to 2 s per connection whose client does not close its side)."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        except (OSError, ValueError, KeyError):
+            self._close(conn)
             return
-        incoming = Incoming(RequestBuffer(0, 0), deadline=time.monotonic() + LINGER_SECONDS, lingering=True)
-        self.buffering[conn] = incoming
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        self.buffering[conn] = Incoming(RequestBuffer(0, 0), time.monotonic() + LINGER_SECONDS, lingering=True)
+
+    def finish_request(self, conn: Any, fs: futures.Future[Any]) -> None:
+        """On the loop, when a pool thread is done: keep-alive as gthread does; a close lingers
+        without blocking the loop."""
+        if not fs.cancelled() and fs.exception() is None and fs.result():
+            super().finish_request(conn, fs)
+        else:
+            self._linger(conn)
 
     def _leave(self, conn: Any) -> None:
         incoming = self.buffering.pop(conn, None)
