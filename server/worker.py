@@ -278,13 +278,13 @@ class BufferedThreadWorker(ThreadWorker):
         conn.data_ready = True
         # A client that stops reading its response must not hold a thread: bound each send (and,
         # as a safety net, any read) by the body timeout.
-        timeout = struct.pack("ll", int(self.settings.body_timeout_seconds), 0)
+        seconds = self.settings.body_timeout_seconds
+        timeout = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))  # struct timeval
         try:
             conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
             conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
         except OSError:
-            self.nr_conns -= 1
-            conn.close()
+            self._close(conn)
             return
         queued_at = time.monotonic()
         if incoming.health:

@@ -139,6 +139,9 @@ def test_overload_is_shed_with_503_and_retry_after_while_probes_answer(server, p
     assert probes and all(p == 200 for p in probes), probes  # shedding is not unreadiness
     assert server.worker_pids() == pids
     assert "WORKER TIMEOUT" not in server.log_text()
+    metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    shed_counted = sum(float(v) for v in re.findall(r"objdet_http_shed_total\{[^}]*\} (\S+)", metrics))
+    assert shed_counted >= len(shed), (shed_counted, len(shed))
 
 
 def test_expect_100_continue_is_answered_before_the_upload(server, photo) -> None:
