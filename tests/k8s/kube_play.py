@@ -7,12 +7,14 @@
 It renders the overlay, keeps the Deployment (podman plays Pods and Deployments; the Service, HPA and
 PDB have no podman equivalent), points it at the locally built image, and changes only what a single
 host needs: the host network on a free port (PORT, containerPort), and 2 s request deadlines so the
-slow-client check is quick. Everything else (user, read-only root, capabilities, memory limit,
+slow-client check is quick (and, as the host network allows no port mappings in podman 4.3, the
+``ports`` list goes and the probes name the port by number). Everything else (user, read-only root, capabilities, memory limit,
 probes, env) is played as rendered. Then it checks, and exits non-zero on the first failure:
 
 1. the pod starts and becomes ready: ``/health/ready`` answers 200 within the startup probe's
-   budget (podman 4.3 runs the liveness probe as a healthcheck; it ignores readiness and startup
-   probes, so this script polls readiness the way the kubelet would);
+   budget (podman 4.3 turns only the liveness probe into a healthcheck, so this script polls
+   readiness the way the kubelet would), and the liveness probe's path answers 200 (podman would run
+   it as ``curl -f`` inside the container, which has no curl);
 2. the container runs as the manifest's ``runAsUser``/``runAsGroup``, its root filesystem is
    read-only (writing ``/`` fails, ``/tmp`` works), and it has no effective capabilities;
 3. the memory limit is applied (cgroup ``memory.max`` equals ``resources.limits.memory``);
@@ -68,7 +70,11 @@ def prepare(deployment: dict, image: str, port: int) -> dict:
     container = spec["containers"][0]
     container["image"] = image
     container["imagePullPolicy"] = "Never"
-    container["ports"][0]["containerPort"] = port
+    # Host network (this machine has no bridge networking for podman): podman 4.3 refuses port
+    # mappings there, so the ports list goes and the probes name the port by number.
+    del container["ports"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        container[probe]["httpGet"]["port"] = port
     env = {item["name"]: item for item in container["env"]}
     env["PORT"]["value"] = str(port)
     for name in ("HEADER_TIMEOUT_SECONDS", "BODY_TIMEOUT_SECONDS"):
@@ -91,15 +97,12 @@ def fail(message: str) -> None:
 
 
 def container_id(name: str) -> str:
-    """The app container of the pod ``podman kube play`` made for Deployment ``name``."""
-    lines = podman("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.PodName}}").stdout.splitlines()
-    ids = [
-        line.split()[0]
-        for line in lines
-        if len(line.split()) == 3 and line.split()[2].startswith(name) and not line.split()[1].endswith("-infra")
-    ]
+    """The app container of the pod ``podman kube play`` made for Deployment ``name``
+    (podman names it ``<name>-pod-0-<container>``)."""
+    lines = podman("ps", "-a", "--format", "{{.ID}} {{.Names}}").stdout.splitlines()
+    ids = [line.split()[0] for line in lines if line.split()[1].startswith(f"{name}-pod")]
     if not ids:
-        fail(f"no container in a pod named {name}*")
+        fail(f"no container named {name}-pod*")
     return ids[0]
 
 
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = work / "deployment.yaml"
     manifest.write_text(yaml.safe_dump(deployment))
     conf = work / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=4096:4096"]\n')
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     step(f"rendered {args.overlay}: playing the Deployment, not {skipped} (no podman equivalent); port {port}")
 
@@ -155,6 +158,15 @@ def main(argv: list[str] | None = None) -> int:
                 fail("not ready in time")
             time.sleep(1)
         step(f"ready after {time.monotonic() - started:.0f} s")
+
+        # podman 4.3 turns an httpGet liveness probe into a healthcheck running `curl -f` inside the
+        # container, and schedules it with systemd timers. The image has no curl (the kubelet probes
+        # from outside), so that healthcheck can only fail: the script makes the probe's request itself.
+        healthcheck = podman("inspect", cid, "--format", "{{json .Config.Healthcheck}}").stdout.strip()
+        live = container["livenessProbe"]["httpGet"]["path"]
+        if requests.get(url + live, timeout=container["livenessProbe"]["timeoutSeconds"]).status_code != 200:
+            fail(f"{live} does not answer 200")
+        step(f"liveness {live}: 200 (podman's own healthcheck for it: {healthcheck}, which needs curl in the image)")
 
         step("2. user, read-only root, capabilities")
         security = {**pod_spec.get("securityContext", {}), **container.get("securityContext", {})}
