@@ -222,6 +222,22 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"predictions {served}; trickler answers {statuses} for {len(results)}")
         step(f"5 predictions served meanwhile; {len(results)} tricklers answered 408 and closed")
 
+        step("what podman made of the fields it does not enforce like the kubelet (informational)")
+        facts = podman(
+            "inspect",
+            cid,
+            "--format",
+            "{{.Config.StopTimeout}}|{{.HostConfig.MemoryReservation}}|{{.HostConfig.NanoCpus}}|{{json .Config.Healthcheck}}",
+        ).stdout.strip()
+        stop, reservation, cpus, _ = facts.split("|", 3)
+        tmp = podman("exec", cid, "sh", "-c", "grep ' /tmp ' /proc/mounts").stdout.split()
+        print(
+            f"   terminationGracePeriodSeconds {pod_spec.get('terminationGracePeriodSeconds')} -> stop timeout {stop} s"
+        )
+        print(f"   requests.memory {container['resources']['requests']['memory']} -> soft limit {reservation} bytes")
+        print(f"   limits.cpu {container['resources']['limits']['cpu']} -> {int(cpus) / 1e9:g} CPUs")
+        print(f"   emptyDir /tmp (medium Memory, sizeLimit) -> {tmp[2] if len(tmp) > 2 else '?'} mount, a named volume")
+        print(f"   readinessProbe, startupProbe -> not played; livenessProbe -> {facts.split('|', 3)[3]}")
         print("== podman's own messages about unsupported or ignored fields:")
         print("\n".join(warnings) or "   (none printed by podman)")
         step("all checks passed")
