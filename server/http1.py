@@ -145,7 +145,8 @@ class RequestBuffer:
 
     def request_bytes(self) -> bytes:
         """The complete request as gunicorn should parse it, followed by any pipelined bytes."""
-        assert self.end is not None and self.head is not None
+        if self.end is None or self.head is None:
+            raise RuntimeError("the request is not complete yet")
         if not self._drop_expect:
             return bytes(self.data)
         lines = bytes(self.data[: self.head_end - 4]).split(b"\r\n")

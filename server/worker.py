@@ -50,7 +50,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from config import Settings
-from server.http1 import Reject, RequestBuffer, reason
+from server.http1 import Head, Reject, RequestBuffer, reason
 
 #: Probes, answered on their own pool and never queued or shed.
 HEALTH_PATHS = frozenset({"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"})
@@ -90,7 +90,8 @@ class BufferedThreadWorker(ThreadWorker):
         self.inflight = 0  # requests admitted to the app pool and not finished (queued or running)
         self.health_inflight = 0
         self.reserved_bytes = 0
-        self.health_pool: futures.ThreadPoolExecutor | None = None
+        # Its threads start on the first probe, in the worker process (never in the master).
+        self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS, thread_name_prefix="health")
         self._next_sweep = 0.0
         self._protected: list[re.Pattern[str]] = []
         self._error_body: Callable[[str, str], dict[str, Any]] = lambda message, path: {"error": message}
@@ -114,7 +115,6 @@ class BufferedThreadWorker(ThreadWorker):
         header_protected = [rule for rule in security.PROTECTED_RULES if rule not in security.FORM_KEY_RULES]
         self._protected = [re.compile(re.sub(r"<[^>]+>", "[^/]+", rule)) for rule in header_protected]
         self._api_key_header = security.API_KEY_HEADER
-        self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS, thread_name_prefix="health")
         super().init_process()  # loads the app, then runs the loop until the worker stops
 
     # -- intake: every request goes through buffering first --------------------------------------
@@ -194,12 +194,13 @@ class BufferedThreadWorker(ThreadWorker):
             self.log.info("refused a request from %s: %d %s", _peer(conn), exc.status, exc.message)
             self._answer_and_close(conn, exc.status, exc.message, _path_of(buffer))
             return
-        if buffer.head is None:
+        head = buffer.head
+        if head is None:
             return
-        if not had_head and not self._on_head(conn, incoming):
+        if not had_head and not self._on_head(conn, incoming, head):
             return
         if buffer.complete:
-            self._dispatch(conn, incoming)
+            self._dispatch(conn, incoming, head)
             return
         received = buffer.body_received
         settings = self.settings
@@ -207,11 +208,9 @@ class BufferedThreadWorker(ThreadWorker):
             incoming.body_start + settings.body_timeout_seconds + received / settings.body_min_rate_bytes
         )
 
-    def _on_head(self, conn: Any, incoming: Incoming) -> bool:
+    def _on_head(self, conn: Any, incoming: Incoming, head: Head) -> bool:
         """The header block has ended: admit the request's body, or answer now. False: answered."""
         buffer = incoming.buffer
-        head = buffer.head
-        assert head is not None
         incoming.body_start = time.monotonic()
         incoming.health = head.method in ("GET", "HEAD") and head.path in HEALTH_PATHS
         if head.expect_continue and not buffer.complete:
@@ -236,7 +235,7 @@ class BufferedThreadWorker(ThreadWorker):
                 return False
         return True
 
-    def _key_ok(self, head: Any) -> bool:
+    def _key_ok(self, head: Head) -> bool:
         """The API key check the app makes, on the header alone, for ``Expect`` requests to routes
         whose key can only come in a header; anything it does not recognise is left to the app."""
         if head.method != "POST" or not any(p.fullmatch(head.path) for p in self._protected):
@@ -261,10 +260,9 @@ class BufferedThreadWorker(ThreadWorker):
 
     # -- a complete request: to a thread, or shed ----------------------------------------------
 
-    def _dispatch(self, conn: Any, incoming: Incoming) -> None:
+    def _dispatch(self, conn: Any, incoming: Incoming, head: Head) -> None:
         buffer = incoming.buffer
-        assert buffer.head is not None
-        target = buffer.head.target
+        target = head.target
         if incoming.health:
             if self.health_inflight >= HEALTH_BACKLOG:
                 self._shed(conn, target, "health_backlog")
@@ -289,7 +287,6 @@ class BufferedThreadWorker(ThreadWorker):
         queued_at = time.monotonic()
         if incoming.health:
             self.health_inflight += 1
-            assert self.health_pool is not None
             job = self.health_pool.submit(self.handle, conn)
         else:
             self.inflight += 1
