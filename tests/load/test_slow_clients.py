@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -224,3 +225,25 @@ def test_a_stalled_pipelined_request_after_a_served_one_still_gets_its_deadline(
         started = time.monotonic()
         late = read_response(stream)
         assert late.status == 408 and time.monotonic() - started < 30
+
+
+def test_bytes_still_arriving_beyond_the_budget_get_503(gunicorn_env, tmp_path: Path) -> None:
+    """MAX_BUFFERED_BYTES counts what connections have sent and not yet completed, per worker."""
+    env = {**gunicorn_env, "WORKERS": "1", "MAX_BUFFERED_BYTES": "300000", "BODY_TIMEOUT_SECONDS": "30"}
+    head = f"POST /model/predict HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: image/jpeg\r\nContent-Length: 500000\r\n\r\n"
+    with GunicornServer(env, tmp_path / "gunicorn.log") as server:
+        server.wait_ready()
+        with socket.create_connection((HOST, server.port), timeout=30) as holder:
+            holder.sendall(head.encode() + b"x" * 200_000)  # held: 200 kB of a 500 kB body
+            time.sleep(1)  # the loop has read them (nothing to wait on: they are not answered)
+            with socket.create_connection((HOST, server.port), timeout=30) as second:
+                second.sendall(head.encode() + b"x" * 150_000)
+                with second.makefile("rb") as stream:
+                    response = read_response(stream)
+            assert response.status == 503 and response.headers["retry-after"] == "1"
+            assert response.json()["status"] == "error"
+            assert requests.get(f"{server.url}/health/ready", timeout=10).status_code == 200
+        # The holder's bytes are released when it goes: a full upload fits again.
+        body, content_type = multipart(image_bytes("dog.jpg"), filename="dog.jpg")
+        assert len(body) < 300_000
+        server.wait_until(lambda: predict_ok(server.url, body, content_type), timeout=30, what="an upload to fit")
