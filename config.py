@@ -50,6 +50,18 @@ def parse_fraction(raw: str) -> float:
     return value
 
 
+#: A duration in seconds; a finite number > 0 (the type of the settings that are timeouts).
+Seconds = float
+
+
+def parse_seconds(raw: str) -> float:
+    """A finite number of seconds > 0. Raises ValueError otherwise, NaN and infinity included."""
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{raw!r} is not a number of seconds > 0")
+    return value
+
+
 def _bool(raw: str) -> bool:
     if raw.lower() in {"1", "true", "yes", "on"}:
         return True
@@ -66,6 +78,7 @@ _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "int": (int, "an integer"),
     "float": (parse_fraction, "a number in [0, 1]"),
     "bool": (_bool, "true or false"),
+    "Seconds": (parse_seconds, "a number of seconds > 0"),
     "Path": (lambda raw: Path(raw).resolve(), "a path"),
     "Path | None": (Path, "a path"),
     "tuple[str, ...]": (
@@ -132,6 +145,22 @@ class Settings:
     api_key: str | None = setting(None, secret=True)
     #: Seconds an inference request waits for a model that is still loading before it gets 503.
     load_wait_seconds: int = setting(20, minimum=0)
+    #: Seconds a client gets to send a request's whole header block, from the moment the server
+    #: waits for it (a total deadline, not reset by each byte); missed: 408 and the connection closes.
+    header_timeout_seconds: Seconds = setting(10.0)
+    #: Seconds a client gets to send a request body, plus one second per ``BODY_MIN_RATE_BYTES``
+    #: received (Apache mod_reqtimeout's ``body=…,MinRate=…``); missed: 408 and the connection closes.
+    body_timeout_seconds: Seconds = setting(10.0)
+    #: Average bytes per second a request body must arrive at to earn more time than ``BODY_TIMEOUT_SECONDS``.
+    body_min_rate_bytes: int = setting(10240, minimum=1)
+    #: Complete requests a worker keeps waiting for a free thread; more get 503 at once with ``Retry-After``.
+    max_queue: int = setting(8, minimum=0)
+    #: Seconds a request may wait for a thread; it then gets 503 without running (the client retries elsewhere).
+    max_queue_wait_seconds: Seconds = setting(2.0)
+    #: The ``Retry-After`` seconds sent with every 503 for overload.
+    retry_after_seconds: int = setting(1, minimum=1)
+    #: Bytes of requests still arriving a worker may hold at once (received, not declared); past it: 503.
+    max_buffered_bytes: int = setting(64 * 1024 * 1024, minimum=1024)
     #: Where gunicorn workers share metrics; ``gunicorn.conf.py`` sets it to a fresh temporary directory.
     prometheus_multiproc_dir: Path | None = setting(None)
 

@@ -31,6 +31,17 @@ REQUESTS = Counter("objdet_http_requests_total", "HTTP requests answered, by rou
 REQUEST_SECONDS = Histogram(
     "objdet_http_request_duration_seconds", "Time to answer an HTTP request, by route and status, in seconds", _LABELS
 )
+#: Written by the gunicorn worker (``server.worker``), before a request reaches Flask.
+SHED_REQUESTS = Counter(
+    "objdet_http_shed_total",
+    "Requests answered 503 by the worker without running them: queue_full, queue_wait, buffer_full, health_backlog",
+    ("reason",),
+)
+DEADLINE_CLOSES = Counter(
+    "objdet_http_deadline_closes_total",
+    "Connections answered 408 and closed because a request's header or body missed its deadline",
+    ("phase",),
+)
 MODEL_INFO = Gauge(
     "objdet_model_info",
     "The model being served (always 1; the labels carry the facts)",

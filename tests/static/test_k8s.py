@@ -126,6 +126,14 @@ def test_probes_point_at_the_health_endpoints_of_the_app(container, client):
     assert probes["livenessProbe"]["path"] == "/health/live"
 
 
+def test_probes_are_paths_the_worker_never_queues_or_sheds(container):
+    """An overloaded pod must stay ready (docs/reliability.md, "Overload"): its probes bypass the queue."""
+    from server.worker import HEALTH_PATHS
+
+    for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[name]["httpGet"]["path"] in HEALTH_PATHS, name
+
+
 def test_container_port_matches_the_image_and_the_port_setting(container):
     (port,) = container["ports"]
     assert [port["containerPort"]] == exposed_ports()
