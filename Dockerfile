@@ -123,7 +123,6 @@ WORKDIR /app
 # pyproject.toml: the API reads the project's version from it (Swagger's info.version).
 COPY app.py config.py gunicorn.conf.py pyproject.toml LICENSE ./
 COPY api/ api/
-COPY server/ server/
 COPY core/ core/
 COPY assets/ assets/
 COPY --from=model /out/models/ assets/models/

@@ -10,9 +10,9 @@ import logging
 
 from flask import Flask
 
-from api import create_api
 from api.forms import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, FormRequest
 from api.middleware import body, cors, metrics, request_log, security
+from api.rest import create_api
 from config import ConfigError, Settings
 from core.errors import ModelLoadError
 from core.model.budget import DecodeBudget

@@ -27,8 +27,8 @@ wsgi_app = "app:serve()"  # create_app(), and a failed start exits with one line
 bind = [_settings.bind]  # HOST: 127.0.0.1 unless set (the Docker image sets 0.0.0.0)
 workers = _settings.workers
 # gthread with a front that buffers whole requests under deadlines and sheds overload with 503
-# (server/worker.py; docs/reliability.md). Slow clients cost a socket and a buffer, not a thread.
-worker_class = "server.worker.BufferedThreadWorker"
+# (api/server/worker.py; docs/reliability.md). Slow clients cost a socket and a buffer, not a thread.
+worker_class = "api.server.worker.BufferedThreadWorker"
 threads = _settings.threads
 # Connections a worker holds, most of them cheap while they arrive (HEADER_TIMEOUT_SECONDS bounds
 # each); the container's open-files limit must exceed it (the worker stops accepting at that limit).

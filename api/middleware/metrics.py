@@ -31,7 +31,7 @@ REQUESTS = Counter("objdet_http_requests_total", "HTTP requests answered, by rou
 REQUEST_SECONDS = Histogram(
     "objdet_http_request_duration_seconds", "Time to answer an HTTP request, by route and status, in seconds", _LABELS
 )
-#: Written by the gunicorn worker (``server.worker``), before a request reaches Flask.
+#: Written by the gunicorn worker (``api.server.worker``), before a request reaches Flask.
 SHED_REQUESTS = Counter(
     "objdet_http_shed_total",
     "Requests answered 503 by the worker without running them: queue_full, queue_wait, buffer_full, health_backlog",

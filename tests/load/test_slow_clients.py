@@ -1,4 +1,4 @@
-"""The gunicorn worker's front (server/worker.py) against the real server and model: slow clients
+"""The gunicorn worker's front (api/server/worker.py) against the real server and model: slow clients
 cost no thread and are closed with 408 at their deadline, overload is shed with 503 while probes
 answer, and the HTTP/1.1 features the front handles itself (100-continue, keep-alive, pipelining,
 chunked bodies) still work. No assertion on latency: those are measured by benchmarks/abuse.py."""

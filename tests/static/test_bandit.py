@@ -20,7 +20,6 @@ def test_bandit_is_clean() -> None:
             "gunicorn.conf.py",
             "core",
             "api",
-            "server",
             "-q",
         ],
         cwd=ROOT,

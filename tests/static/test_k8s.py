@@ -128,7 +128,7 @@ def test_probes_point_at_the_health_endpoints_of_the_app(container, client):
 
 def test_probes_are_paths_the_worker_never_queues_or_sheds(container):
     """An overloaded pod must stay ready (docs/reliability.md, "Overload"): its probes bypass the queue."""
-    from server.worker import HEALTH_PATHS
+    from api.server.worker import HEALTH_PATHS
 
     for name in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[name]["httpGet"]["path"] in HEALTH_PATHS, name

@@ -15,7 +15,7 @@ WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "docker.yml").read_t
 
 
 def test_swagger_reports_the_project_version():
-    from api import API_VERSION
+    from api.rest import API_VERSION
 
     assert API_VERSION == VERSION
 

@@ -1,10 +1,10 @@
-"""The request framing the worker's buffering front does on its own (server/http1.py)."""
+"""The request framing the worker's buffering front does on its own (api/server/http1.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.http1 import Reject, RequestBuffer
+from api.server.http1 import Reject, RequestBuffer
 
 LIMIT = 1000
 

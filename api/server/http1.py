@@ -2,7 +2,7 @@
 
 Pure bookkeeping over bytes, no sockets: :class:`RequestBuffer` is fed what ``recv`` returns and
 says when the header block has ended and when the whole request (``Content-Length`` body or
-chunked body, validated chunk by chunk) is in. The worker (``server.worker``) decides what to do
+chunked body, validated chunk by chunk) is in. The worker (``api.server.worker``) decides what to do
 at each step; gunicorn's own parser still parses the complete request afterwards, so this only
 has to find where a request ends and refuse what it cannot frame.
 """

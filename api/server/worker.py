@@ -49,8 +49,8 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from api.server.http1 import Head, Reject, RequestBuffer, reason
 from config import Settings
-from server.http1 import Head, Reject, RequestBuffer, reason
 
 #: Probes, answered on their own pool and never queued or shed.
 HEALTH_PATHS = frozenset({"/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"})

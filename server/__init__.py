@@ -1,3 +1,0 @@
-"""The HTTP server side: gunicorn's worker class (``server.worker``) and the request framing it
-buffers (``server.http1``). It reads ``config`` but imports the HTTP layer (``api``) only inside the
-worker process, after gunicorn has forked."""
