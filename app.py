@@ -11,7 +11,7 @@ import logging
 from flask import Flask
 
 from api.forms import MAX_FORM_FIELD_BYTES, MAX_FORM_PARTS, FormRequest
-from api.middleware import body, cors, metrics, request_log, security
+from api.middleware import cors, metrics, request_log, security
 from api.rest import create_api
 from config import ConfigError, Settings
 from core.errors import ModelLoadError
@@ -82,7 +82,6 @@ def create_app(
     app.extensions["settings"] = settings
     app.extensions["model_holder"] = holder
     app.extensions["decode_budget"] = DecodeBudget(settings.decode_budget_mb << 20, settings.decode_wait_seconds)
-    body.install()  # under gunicorn: 100 Continue only when the body is read; broken framing is a 400
     request_log.install(app)  # first: every later hook and error already has a request id
     cors.install(app, settings.cors_origins)
     security.install(app, settings)

@@ -29,10 +29,6 @@ class Unauthorized(Exception):
     """The request lacks the API key, or sent a wrong one; the message says how to send it."""
 
 
-class MalformedBody(Exception):
-    """The body's HTTP framing is broken (e.g. a chunk size that is not hex); the connection closes."""
-
-
 class FormTooLarge(Exception):
     """The form has too many parts, or a non-file field is too long; the message says which limit."""
 
@@ -40,7 +36,6 @@ class FormTooLarge(Exception):
 #: Exception class -> HTTP status. The first matching entry wins, so subclasses come first.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
-    (MalformedBody, 400),
     (FormTooLarge, 413),
     (InvalidInput, 400),
     (ModelNotReady, 503),
