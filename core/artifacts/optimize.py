@@ -276,15 +276,15 @@ def _nms(graph_def, nodes: dict, path: Path) -> tuple[int, int, float, float]:
         values = [_const_through(nodes, name) for name in combined[0].input[2:6]]
         if any(v is None for v in values):
             raise ModelLoadError(f"{path}: the parameters of {combined[0].name} are not all constants")
-        per_class, total, iou, score = values
-        return int(per_class), int(total), float(iou), float(score)  # type: ignore[arg-type]
+        numbers = [float(v) for v in values if v is not None]
+        return int(numbers[0]), int(numbers[1]), numbers[2], numbers[3]
     if combined or not per_class_ops:
         ops = sorted({n.op for n in graph_def.node if "NonMaxSuppression" in n.op}) or ["none"]
         raise ModelLoadError(
             f"{path}: expected one CombinedNonMaxSuppression or the TF1 per-class NonMaxSuppressionV* loop; "
             f"found {len(combined)} CombinedNonMaxSuppression and NMS ops: {', '.join(ops)}"
         )
-    found = set()
+    found: set[tuple[int, float, float]] = set()
     for node in per_class_ops:
         if len(node.input) < 4 or (node.op != "NonMaxSuppressionV2" and len(node.input) < 5):
             raise ModelLoadError(f"{path}: {node.name} ({node.op}) has no IoU/score threshold inputs")
@@ -294,20 +294,20 @@ def _nms(graph_def, nodes: dict, path: Path) -> tuple[int, int, float, float]:
             if size.op == "Minimum"
             else [_const_through(nodes, node.input[2])]
         )
-        limits = [v for v in limits if v is not None]
-        iou = _const_through(nodes, node.input[3])
-        score = (
+        sizes = [v for v in limits if v is not None]
+        iou_value = _const_through(nodes, node.input[3])
+        score_value = (
             _const_through(nodes, node.input[4])
             if node.op not in ("NonMaxSuppression", "NonMaxSuppressionV2")
-            else np.float32(-np.inf)
+            else np.asarray(-np.inf)
         )
-        if len(limits) != 1 or iou is None or score is None:
+        if len(sizes) != 1 or iou_value is None or score_value is None:
             raise ModelLoadError(f"{path}: the size or thresholds of {node.name} ({node.op}) are not constants")
-        found.add((int(limits[0]), float(iou), float(score)))
+        found.add((int(sizes[0]), float(iou_value), float(score_value)))
     if len(found) != 1:
         raise ModelLoadError(f"{path}: the per-class NMS ops disagree: {sorted(found)}")
     per_class, iou, score = found.pop()
-    totals = set()
+    totals: set[int] = set()
     for node in graph_def.node:
         if node.op == "Range" and node.name.endswith("MultiClassNonMaxSuppression/range"):
             limit = _node(nodes, node.input[1])
