@@ -30,6 +30,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
 #: Printable ASCII without spaces, so the key survives any HTTP header; long enough not to be guessed.
 _API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
+BACKENDS = ("auto", "tf", "tflite", "tflite-int8")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -88,7 +89,8 @@ class Settings:
     model_sha256: str | None = setting(None, case="lower")
     #: Where verified model files are installed (``<assets_dir>/models/<name>``).
     assets_dir: Path = setting(DEFAULT_ASSETS_DIR)
-    #: Inference backend: ``auto`` picks the model's preferred one.
+    #: Inference backend: ``tf``, ``tflite`` (float), ``tflite-int8`` (calibrated int8; the float model if it failed
+    #: its accuracy gate) or ``auto`` (what the model file needs).
     backend: str = setting("auto", case="lower")
     #: TCP port gunicorn listens on.
     port: int = setting(5000, minimum=1)
@@ -134,8 +136,8 @@ class Settings:
             raise ConfigError("MODEL_SHA256 must be 64 lowercase hex digits")
         if self.model_sha256 and not self.model_url:
             raise ConfigError("MODEL_SHA256 is set but MODEL_URL is not")
-        if self.backend not in {"auto", "tf", "tflite"}:
-            raise ConfigError(f"BACKEND must be auto, tf or tflite, got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"BACKEND must be {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.port > 65535:
             raise ConfigError(f"PORT must be in 1..65535, got {self.port}")
         if not 0.0 <= self.default_threshold <= 1.0:  # also false for NaN

@@ -109,7 +109,7 @@ def convert(model: Path, output: Path | None = None) -> Path:
     import tensorflow as tf
 
     graph_file, _ = find_model(Path(model), "frozen_graph")
-    with saved_detection_model(tf, graph_file, tf.uint8) as (saved, summary):
+    with saved_detection_model(tf, graph_file, tf.uint8) as (saved, summary, _):
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.allow_custom_ops = True  # TFLite_Detection_PostProcess is a custom op built into LiteRT
         flatbuffer = converter.convert()
@@ -120,8 +120,9 @@ def convert(model: Path, output: Path | None = None) -> Path:
 
 
 @contextmanager
-def saved_detection_model(tf, graph_file: Path, input_dtype) -> Iterator[tuple[str, str]]:
-    """A temporary SavedModel of the network plus the post-processing op, and a one-line summary.
+def saved_detection_model(tf, graph_file: Path, input_dtype) -> Iterator[tuple[str, str, tuple[int, int]]]:
+    """A temporary SavedModel of the network plus the post-processing op, a one-line summary and
+    the network's input (width, height).
 
     Its input is the resized image, ``[1, H, W, 3]`` of ``input_dtype``: uint8 for the float model
     (cast in the graph), float32 for the int8 one (the quantiser must start at the first op; the
@@ -169,7 +170,7 @@ def saved_detection_model(tf, graph_file: Path, input_dtype) -> Iterator[tuple[s
         module = tf.Module()
         module.detect = detect
         tf.saved_model.save(module, tmp, signatures={"serving_default": detect.get_concrete_function()})
-        yield tmp, summary
+        yield tmp, summary, (width, height)
 
 
 def _require(nodes: dict, path: Path, *names: str) -> None:
