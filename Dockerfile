@@ -30,7 +30,7 @@ COPY requirements.lock requirements-tflite.lock /src/
 ARG BACKEND=tflite-int8
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN python -m venv /opt/venv \
-    && if [[ "$BACKEND" == tflite* ]]; then \
+    && if [ "${BACKEND#tflite}" != "$BACKEND" ]; then \
            pip install --no-cache-dir --require-hashes -r /src/requirements.lock; \
        else \
            pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
@@ -80,7 +80,7 @@ ARG BACKEND=tflite-int8
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
-    && if [[ "$BACKEND" == tflite* ]]; then \
+    && if [ "${BACKEND#tflite}" != "$BACKEND" ]; then \
            pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
        else \
            apt-get update \
