@@ -89,6 +89,8 @@ def detector_at(
     preferred = INT8_NAME if backend == "tflite-int8" else FLOAT_NAME
     if root.is_dir() and litert and (named := sorted(root.rglob(preferred))):
         root_file: Path = named[0]
+    elif root.is_dir() and backend == "tflite-int8":
+        raise ModelLoadError(f"no {INT8_NAME} under {root}: run `python -m core optimize {root} --int8` first")
     else:
         root_file = root
     model_file, found = find_model(root_file, fmt or ("tflite" if litert else None))
