@@ -5,7 +5,7 @@
 The SSDLite archive is installed through the real fetcher into a temporary assets dir and
 converted with ``python -m core optimize MODEL_DIR --int8`` (float + calibrated int8, as the
 Docker build does). Then, one backend at a time, gunicorn is started with ``BACKEND=<backend>``
-and every photo of ``val2017-206/images`` is POSTed to ``/model/predict`` at threshold 0 (every
+and every photo of ``val2017-206`` (``file_name`` of instances.json) is POSTed to ``/model/predict`` at threshold 0 (every
 detection the model returns: TF's 100, the TFLite models' list down to 0.01); the normalised
 boxes come back, are clipped and turned into COCO results. pycocotools scores them (bbox AP and
 AP50) on all 206 photos and on the last 106 by file name (the research's held-out split; the
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.wait_ready(timeout=300)
                 print(f"scoring {backend} over HTTP on {len(images)} photos", file=sys.stderr, flush=True)
-                results, metadata = detections(server, images, args.coco / "images", args.clients)
+                results, metadata = detections(server, images, args.coco, args.clients)
             finally:
                 server.stop()
             served = metadata.get("backend")
