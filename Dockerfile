@@ -77,6 +77,7 @@ ARG BACKEND=tflite-int8
 # them. Its libraries ship with their full symbol tables: stripping them (binutils, in this stage
 # only, which the runtime never contains; not version-pinned, as a pin would break when the base
 # image moves to a new Debian) saves about 220 MB and changes no code (the dynamic symbols stay).
+# pip and setuptools (about 26 MB) only install packages; the service never imports them.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
@@ -90,7 +91,8 @@ RUN python -m venv /opt/venv \
            && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
            && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
                /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2; \
-       fi
+       fi \
+    && python -m pip uninstall --yes --quiet pip setuptools
 
 
 FROM python:3.11-slim AS runtime
