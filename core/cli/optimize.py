@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core.artifacts.optimize import DEFAULT_NAME, optimize
-from core.artifacts.quantize import optimize_int8
+from core.artifacts.quantize import KEEP_FLOAT, Calibration, optimize_int8
 from core.errors import DetectorError
 
 
@@ -23,6 +23,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="also write the calibrated int8 model (ssd_int8.tflite) that BACKEND=tflite-int8 serves, "
         "and check it against the float one (recorded in the manifest)",
     )
+    parser.add_argument(
+        "--keep-float",
+        nargs="*",
+        metavar="OP:K",
+        help=f"with --int8: ops kept float, as the K-th (0-based) op of a type in execution order "
+        f"(default: {' '.join(KEEP_FLOAT)}; none given: quantise everything)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -33,9 +40,13 @@ def run(args: argparse.Namespace) -> int:
             if args.output:
                 print("error: --int8 writes beside the graph; it takes no --output", file=sys.stderr)
                 return 2
-            _, written, verdict = optimize_int8(args.model)
+            calibration = Calibration() if args.keep_float is None else Calibration(keep_float=tuple(args.keep_float))
+            _, written, verdict = optimize_int8(args.model, calibration)
             print(f"int8 accuracy gate: {'passed' if verdict['passed'] else 'FAILED: ' + verdict['reason']}")
         else:
+            if args.keep_float is not None:
+                print("error: --keep-float only applies with --int8", file=sys.stderr)
+                return 2
             written = optimize(args.model, args.output)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -212,3 +212,16 @@ def test_the_engine_refuses_an_input_quantised_otherwise(int8_file, tmp_path):
     flatbuffer_utils.write_model(model, str(bad))
     with pytest.raises(ModelLoadError, match="scale 0.5 / zero point 0"):
         TFLiteEngine(bad, 1)
+
+
+def test_keep_float_rules_name_ops_by_position_and_refuse_what_is_absent(int8_file):
+    from core.artifacts.quantize import _keep_float
+    from core.errors import ModelLoadError
+
+    flatbuffer = int8_file.read_bytes()
+    (name,) = _keep_float(flatbuffer, ["DEPTHWISE_CONV_2D:2"])
+    assert "expanded_conv_2/depthwise" in name
+    with pytest.raises(ModelLoadError, match="matches no op: the network has 33 DEPTHWISE_CONV_2D"):
+        _keep_float(flatbuffer, ["DEPTHWISE_CONV_2D:99"])
+    with pytest.raises(ModelLoadError, match="has 0 MEAN"):
+        _keep_float(flatbuffer, ["MEAN:0"])
