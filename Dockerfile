@@ -1,16 +1,23 @@
 # Object detector service image.
 #
-#   docker build -t object-detector .                                  # catalog default (ssd_mobilenet_v1)
+#   docker build -t object-detector .                                  # catalog default (ssd_mobilenet_v1), int8 on LiteRT
 #   docker build --build-arg MODEL=ssd_mobilenet_v2 -t object-detector .
 #   docker build --build-arg MODEL_URL=https://.../model.tar.gz --build-arg MODEL_SHA256=<hex> -t object-detector .
-#   docker build --build-arg BACKEND=tflite -t object-detector:tflite .     # LiteRT only, no TensorFlow
+#   docker build --build-arg BACKEND=tflite -t object-detector:tflite .     # float on LiteRT, no TensorFlow
+#   docker build --build-arg BACKEND=tf -t object-detector:tf .             # TensorFlow runs the graph
+#
+# The default BACKEND=tflite-int8 converts a frozen graph into float and calibrated int8 TFLite in
+# the model stage (`python -m core optimize --int8`, calibrated on the CC0 photos in
+# assets/calibration, no data set needed) and serves the int8 one without TensorFlow. If the int8
+# model failed its accuracy gate against the float one, the service serves the float model and
+# says so (log and /model/metadata "fallback").
 #
 # The model stage downloads the model through the project's verified fetcher, so a checksum
 # mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
 # Build args end up in the image's ENV and history: never put credentials in MODEL_URL here.
 
 # Stage 1, on the machine that builds (never emulated): the model, fetched and verified, and for
-# BACKEND=tflite converted once, so every architecture's image carries the same verified files.
+# BACKEND=tflite* converted once, so every architecture's image carries the same verified files.
 FROM --platform=$BUILDPLATFORM python:3.11-slim AS model
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -19,11 +26,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 # The exact versions, with their hashes (make lock): a rebuild installs the same packages.
 COPY requirements.lock requirements-tflite.lock /src/
 # The fetcher needs no TensorFlow (numpy and Pillow come with the `core` package); the converter
-# does, so BACKEND=tflite adds it here, in its own layer that code changes do not invalidate.
-ARG BACKEND=auto
+# does, so BACKEND=tflite* adds it here, in its own layer that code changes do not invalidate.
+ARG BACKEND=tflite-int8
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN python -m venv /opt/venv \
-    && if [ "$BACKEND" = tflite ]; then \
+    && if [ "${BACKEND#tflite}" != "$BACKEND" ]; then \
            pip install --no-cache-dir --require-hashes -r /src/requirements.lock; \
        else \
            pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
@@ -41,10 +48,15 @@ ARG MODEL_SHA256=""
 # will (config.Settings), so it installs into the directory the runtime looks in. It prints that
 # directory last; only the directory goes on to the runtime stage (no lock files, no downloads).
 # BACKEND=tflite converts a frozen graph to float TFLite here (`python -m core optimize`, which needs
-# TensorFlow; recorded in the manifest), unless the model already is a .tflite (the int8 one).
+# TensorFlow; recorded in the manifest), BACKEND=tflite-int8 to float and int8 (`--int8`), unless
+# the model already is a .tflite (the published int8 one).
 RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
-    && if [ "$BACKEND" = tflite ] && [ -z "$(find "$installed" -name '*.tflite')" ]; then \
+    && if [ -n "$(find "$installed" -name '*.tflite')" ]; then \
+           true; \
+       elif [ "$BACKEND" = tflite-int8 ]; then \
+           python -m core optimize "$installed" --int8; \
+       elif [ "$BACKEND" = tflite ]; then \
            python -m core optimize "$installed"; \
        fi \
     && mkdir -p /out/models \
@@ -52,7 +64,7 @@ RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | t
     && echo "model installed: $(ls /out/models)"
 
 
-# Stage 2, for the target architecture: the runtime venv. BACKEND=tflite leaves TensorFlow out
+# Stage 2, for the target architecture: the runtime venv. BACKEND=tflite* leaves TensorFlow out
 # (LiteRT serves the model and no worker imports TensorFlow): about 1 GB less.
 FROM python:3.11-slim AS deps
 
@@ -60,15 +72,16 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 COPY requirements.lock requirements-tflite.lock /src/
-ARG BACKEND=auto
+ARG BACKEND=tflite-int8
 # TensorFlow's C++ headers (about 290 MB) only serve building extensions; the service never reads
 # them. Its libraries ship with their full symbol tables: stripping them (binutils, in this stage
 # only, which the runtime never contains; not version-pinned, as a pin would break when the base
 # image moves to a new Debian) saves about 220 MB and changes no code (the dynamic symbols stay).
+# pip and setuptools (about 26 MB) only install packages; the service never imports them.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
-    && if [ "$BACKEND" = tflite ]; then \
+    && if [ "${BACKEND#tflite}" != "$BACKEND" ]; then \
            pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
        else \
            apt-get update \
@@ -78,7 +91,8 @@ RUN python -m venv /opt/venv \
            && rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include \
            && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_cc.so.2 \
                /opt/venv/lib/python3*/site-packages/tensorflow/libtensorflow_framework.so.2; \
-       fi
+       fi \
+    && python -m pip uninstall --yes --quiet pip setuptools
 
 
 FROM python:3.11-slim AS runtime
@@ -86,7 +100,7 @@ FROM python:3.11-slim AS runtime
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
-ARG BACKEND=auto
+ARG BACKEND=tflite-int8
 # The project's version (pyproject.toml); the release workflow passes the same, from the tag it checked.
 ARG VERSION=2.0.0
 ARG REVISION=unknown

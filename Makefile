@@ -12,7 +12,12 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test test-fast lint lock docs fetch chromium bench clean
+.PHONY: run test test-fast lint lock docs fetch chromium bench eval clean
+
+# What `make run` serves: the calibrated int8 model on LiteRT (as the Docker image); BACKEND=tf or
+# BACKEND=tflite (float) make run serve the others.
+# (Passed to `run` only: the tests build their own settings.)
+BACKEND ?= tflite-int8
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +37,19 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 fetch: $(VENV)/.runtime
 	$(PY) -m core fetch
 
-## run: serve the model with gunicorn on $$HOST:$$PORT (default 127.0.0.1:5000; HOST=0.0.0.0 to serve other machines)
-run: fetch
-	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
+## run: serve the model with gunicorn on $$HOST:$$PORT (default 127.0.0.1:5000; HOST=0.0.0.0 to serve other
+## machines); BACKEND=tflite* converts it first
+## (once: `python -m core optimize [--int8]`, about a minute, with its progress on the terminal)
+run: $(VENV)/.runtime
+	@dir="$$($(PY) -m core fetch | tail -n 1)" && test -d "$$dir" && \
+	if [ "$(BACKEND)" = tflite-int8 ] && [ -z "$$(find "$$dir" -name ssd_int8.tflite)" ] && [ -n "$$(find "$$dir" -name frozen_inference_graph.pb)" ]; then \
+		echo "converting $$dir to float and int8 TFLite (python -m core optimize --int8)"; \
+		$(PY) -m core optimize "$$dir" --int8; \
+	elif [ "$(BACKEND)" = tflite ] && [ -z "$$(find "$$dir" -name '*.tflite')" ]; then \
+		echo "converting $$dir to float TFLite (python -m core optimize)"; \
+		$(PY) -m core optimize "$$dir"; \
+	fi
+	BACKEND=$(BACKEND) exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # The browser tests drive Debian's Chromium through Playwright (which never downloads a browser).
 chromium:
@@ -75,6 +90,10 @@ docs: $(VENV)/.dev
 ## bench: the benchmark table (README, Performance)
 bench: $(VENV)/.runtime
 	$(PY) benchmarks/bench.py
+
+## eval: COCO AP/AP50 of tf, tflite and tflite-int8 over HTTP on ../shared/coco (the int8 accuracy gate)
+eval: $(VENV)/.dev
+	$(PY) benchmarks/eval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

@@ -35,6 +35,7 @@ _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
 _API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
 #: A host name (an IP address is checked as one): nothing that breaks gunicorn's HOST:PORT syntax.
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+BACKENDS = ("auto", "tf", "tflite", "tflite-int8")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -106,7 +107,8 @@ class Settings:
     model_sha256: str | None = setting(None, case="lower")
     #: Where verified model files are installed (``<assets_dir>/models/<name>``).
     assets_dir: Path = setting(DEFAULT_ASSETS_DIR)
-    #: Inference backend: ``auto`` picks the model's preferred one.
+    #: Inference backend: ``tf``, ``tflite`` (float), ``tflite-int8`` (calibrated int8; the float model if it failed
+    #: its accuracy gate) or ``auto`` (what the model file needs).
     backend: str = setting("auto", case="lower")
     #: Address gunicorn listens on: loopback by default; the Docker image sets 0.0.0.0.
     host: str = setting("127.0.0.1", case="lower")
@@ -176,8 +178,8 @@ class Settings:
             raise ConfigError("MODEL_SHA256 must be 64 lowercase hex digits")
         if self.model_sha256 and not self.model_url:
             raise ConfigError("MODEL_SHA256 is set but MODEL_URL is not")
-        if self.backend not in {"auto", "tf", "tflite"}:
-            raise ConfigError(f"BACKEND must be auto, tf or tflite, got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"BACKEND must be {', '.join(BACKENDS)}, got {self.backend!r}")
         if not _valid_host(self.host):
             raise ConfigError(f"HOST must be an IP address or a host name, got {self.host!r}")
         if self.port > 65535:

@@ -1,10 +1,11 @@
 """One-run benchmark: model speed in-process, and the real gunicorn service over loopback HTTP.
 
     python benchmarks/bench.py                 # full run on ../shared (about a minute)
-    python benchmarks/bench.py --quick         # smoke run: tiny counts, int8 model only
+    python benchmarks/bench.py --quick         # smoke run: tiny counts, the published int8 v1 model only
 
-Per backend (tf = frozen graph on TensorFlow, tflite-float = ``python -m core optimize`` output on LiteRT,
-tflite-int8 = the official quantized model on LiteRT) it measures:
+Per backend (tf = the SSDLite frozen graph on TensorFlow; tflite-float and tflite-int8 = the float and
+calibrated int8 models ``python -m core optimize --int8`` makes of it, on LiteRT, served with
+BACKEND=tflite and BACKEND=tflite-int8; v1-quant = TF's published int8 SSD MobileNet v1) it measures:
 
 * in-process: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
   sequentially and from 4 threads: images/s, p50, p95;
@@ -12,7 +13,10 @@ tflite-int8 = the official quantized model on LiteRT) it measures:
   service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
 * micro-batching (TF graph at batch 1 vs 4, ``ENGINE_THREADS`` calls at once);
 * the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
-  start: seconds from spawning gunicorn until ``/health/ready`` answers 200.
+  start: seconds from spawning gunicorn until ``/health/ready`` answers 200;
+* CPU per request, by stage: JPEG decode, resize, network + NMS op, Python post-processing
+  (in-process, process CPU time, one call at a time), and HTTP/framework = the worker's CPU
+  per request at 1 client (from /proc) minus those.
 
 All servers run side by side and the backends take turns in short bursts, so the load of other
 processes falls on each alike. It prints one markdown report (date, CPU, cores, ratios).
@@ -41,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
-BACKENDS = ("tf", "tflite-float", "tflite-int8")
+BACKENDS = ("tf", "tflite-float", "tflite-int8", "v1-quant")
 ROUNDS = 4
 
 from config import Settings  # noqa: E402 - needs ROOT on sys.path
@@ -94,24 +98,27 @@ def prepare_models(args, work: Path) -> dict[str, Settings]:
     recorded in the manifest exactly as ``python -m core optimize`` does for the service."""
     assets = work / "assets"
     models: dict[str, Settings] = {}
-    if "tflite-int8" in args.backends:
-        models["tflite-int8"] = replace(install(args.quant, assets), backend="tflite")
-    if {"tf", "tflite-float"} & set(args.backends):
+    if "v1-quant" in args.backends:
+        models["v1-quant"] = replace(install(args.quant, assets), backend="tflite")
+    if {"tf", "tflite-float", "tflite-int8"} & set(args.backends):
         ssdlite = install(args.ssdlite, assets)
         if "tf" in args.backends:
             models["tf"] = replace(ssdlite, backend="tf")
-        if "tflite-float" in args.backends:
+        if {"tflite-float", "tflite-int8"} & set(args.backends):
             # A subprocess, as a user runs it; it also keeps TensorFlow uninitialised here, so the
             # in-process TF engine below gets the service's thread settings.
             done = subprocess.run(
-                [sys.executable, "-m", "core", "optimize", str(ssdlite.model_dir)],
+                [sys.executable, "-m", "core", "optimize", str(ssdlite.model_dir), "--int8"],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
             )
             if done.returncode != 0:
                 raise RuntimeError(f"python -m core optimize failed:\n{done.stderr[-3000:]}")
-            models["tflite-float"] = replace(ssdlite, backend="tflite")
+            if "tflite-float" in args.backends:
+                models["tflite-float"] = replace(ssdlite, backend="tflite")
+            if "tflite-int8" in args.backends:
+                models["tflite-int8"] = replace(ssdlite, backend="tflite-int8")
     return models
 
 
@@ -189,6 +196,54 @@ def batching_runs(detector, images: list[bytes], args) -> list[tuple[int, float]
         run = timed_requests("batch", threads, calls, lambda i, stack=stack: detector.predict(stack))
         results.append((batch, run.wall * 1000 / (calls * batch)))
     return results
+
+
+def worker_cpu_seconds(server: Server) -> float:
+    """User + system CPU seconds of the server's workers so far (/proc/<pid>/stat)."""
+    total = 0
+    for pid in server.workers():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_breakdown(detector, server: Server, images: list[bytes], bodies, count: int) -> dict[str, float]:
+    """Milliseconds of CPU per request by stage. In-process, one call at a time, process CPU time
+    (TensorFlow's own threads included): decode (JPEG to array), resize (to the network input),
+    network + NMS (the engine on an already-resized frame), post-processing (threshold, labels).
+    The worker's CPU per request over HTTP at 1 client, minus those, is the HTTP/framework share."""
+    import numpy as np
+
+    from core.ssd.engines.resize import resize_into
+
+    size = detector.input_size
+    spent = dict.fromkeys(("decode", "resize", "network + NMS", "post-processing"), 0.0)
+    for i in range(count):
+        data = images[i % len(images)]
+        t0 = time.process_time()
+        frame = detector.preprocess(detector.decode(data))
+        t1 = time.process_time()
+        resized = np.empty((size[1], size[0], 3), np.uint8)
+        resize_into(frame[0] if frame.ndim == 4 else frame, size, resized)
+        t2 = time.process_time()
+        raw = detector.predict(resized[None])
+        t3 = time.process_time()
+        detector.postprocess(raw, 0.5)
+        t4 = time.process_time()
+        for key, value in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            spent[key] += value
+    out = {key: 1000 * value / count for key, value in spent.items()}
+    post = poster(server, bodies)
+    before = worker_cpu_seconds(server)
+    for i in range(count):
+        post(i)
+    worker = 1000 * (worker_cpu_seconds(server) - before) / count
+    out["HTTP/framework"] = worker - sum(out.values())
+    out["worker total"] = worker
+    return out
 
 
 def free_port() -> int:
@@ -315,7 +370,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
+def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | None = None) -> str:
     out = [
         f"## Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
@@ -358,6 +413,11 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
     out += ["", "### Worker process", ""]
     rows = [[b, f"{s['cold']:.2f}", f"{s['rss']:.0f}", f"{s['hwm']:.0f}"] for b, s in servers.items()]
     out.append(table(rows, ["backend", "cold start to ready (s)", "worker RSS (MB)", "worker peak RSS (MB)"]))
+    if cpu:
+        out += ["", f"### CPU per request (ms; {args.cpu_requests} requests each, one at a time)", ""]
+        stages = list(next(iter(cpu.values())))
+        rows = [[b, *(f"{v[k]:.1f}" for k in stages)] for b, v in cpu.items()]
+        out.append(table(rows, ["backend", *stages]))
     out += ["", "### Ratios (same run)", ""]
     ratios = []
     for backend, runs in http.items():
@@ -366,13 +426,13 @@ def report(args, raw: dict, batching, http: dict, servers: dict) -> str:
         ratios.append([f"{backend}: HTTP @{at4.concurrency} clients / best in-process", f"{at4.rate / best_raw:.2f}"])
     if "tf" in raw:
         tf_best = max(r.rate for r in raw["tf"])
-        for backend in ("tflite-float", "tflite-int8"):
+        for backend in ("tflite-float", "tflite-int8", "v1-quant"):
             if backend in raw:
                 best = max(r.rate for r in raw[backend])
                 ratios.append([f"{backend} / tf, in-process images/s", f"{best / tf_best:.2f}"])
     if "tf" in http:
         tf_at4 = next((r for r in http["tf"] if r.concurrency == 4), http["tf"][-1])
-        for backend in ("tflite-float", "tflite-int8"):
+        for backend in ("tflite-float", "tflite-int8", "v1-quant"):
             if backend in http:
                 at4 = next((r for r in http[backend] if r.concurrency == 4), http[backend][-1])
                 ratios.append(
@@ -403,7 +463,7 @@ def parse_args(argv: list[str] | None):
         "--quant",
         type=Path,
         default=SHARED / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip",
-        help="archive of an int8 TFLite SSD model (.zip)",
+        help="archive of a published int8 TFLite SSD model (.zip), the v1-quant backend",
     )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS)
@@ -413,10 +473,13 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--workers", type=int, default=1, help="gunicorn WORKERS")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn THREADS")
     parser.add_argument("--output", type=Path, help="also write the report to this file")
-    parser.add_argument("--quick", action="store_true", help="smoke run: int8 model, 2 photos, 4 requests, 1-2 clients")
+    parser.add_argument("--cpu-requests", type=int, default=40, help="requests per CPU breakdown")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: v1-quant model, 2 photos, 4 requests, 1-2 clients"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.backends, args.requests, args.clients = "tflite-int8", 4, "1,2"
+        args.backends, args.requests, args.clients, args.cpu_requests = "v1-quant", 4, "1,2", 4
     args.backends = [b for b in args.backends.split(",") if b]
     unknown = set(args.backends) - set(BACKENDS)
     if unknown:
@@ -453,12 +516,13 @@ def main(argv: list[str] | None = None) -> int:
             raw, http = measure(detectors, servers, images, bodies, args)
             for backend, server in servers.items():
                 workers[backend]["rss"], workers[backend]["hwm"] = server.memory_mb()
+            cpu = {b: cpu_breakdown(detectors[b], servers[b], images, bodies, args.cpu_requests) for b in detectors}
         finally:
             for server in servers.values():
                 server.stop()
         if "tf" in detectors and not args.quick:
             batching = batching_runs(detectors["tf"], images, args)
-    text = report(args, raw, batching, http, workers)
+    text = report(args, raw, batching, http, workers, cpu)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")

@@ -18,7 +18,10 @@ def register(api: Api, ns: Namespace) -> None:
             "type": fields.String(required=True, example="Object Detection"),
             "source": fields.String(required=True),
             "license": fields.String(required=True, example="Apache-2.0"),
-            "backend": fields.String(description="inference engine (tf or tflite), once loaded"),
+            "backend": fields.String(description="inference engine (tf, tflite or tflite-int8), once loaded"),
+            "fallback": fields.String(
+                description="why the requested backend is not the one serving (int8 failed its accuracy gate)"
+            ),
             "format": fields.String(description="frozen_graph, saved_model or tflite, once loaded"),
             "input_size": fields.List(fields.Integer, description="network input (width, height)"),
             "version": fields.String(description="first 12 hex digits of the model archive's sha256"),

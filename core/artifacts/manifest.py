@@ -35,6 +35,8 @@ class Manifest:
     schema: int = 1
     #: Files made here from the fetched ones (``core.optimize``'s .tflite), not from the archive.
     derived: list[str] = dataclasses.field(default_factory=list)
+    #: Checks made on a derived file when it was written, by its path (the int8 model's accuracy gate).
+    checks: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def read_manifest(model_dir: Path) -> Manifest:
@@ -72,16 +74,23 @@ def check_derivable(model_dir: Path, rel: str) -> None:
         raise ArtifactError(f"{rel} came with the model archive in {model_dir}; a derived file must not replace it")
 
 
-def record_derived_file(model_dir: Path, rel: str) -> Manifest:
+def record_derived_file(model_dir: Path, rel: str, check: dict | None = None) -> Manifest:
     """Add a file generated from the verified ones (``core.optimize``'s .tflite) to the manifest,
     so the service re-verifies it like the rest. The model dir must verify first, but for an
-    earlier version of ``rel`` itself: running ``core.optimize`` again replaces its own output."""
+    earlier version of ``rel`` itself: running ``core.optimize`` again replaces its own output.
+    ``check``: what was verified about the file (recorded under ``checks``; replaces an earlier one)."""
     check_derivable(model_dir, rel)
     manifest = verify_installed(model_dir, except_for=rel)
     if not (model_dir / rel).is_file():
         raise ArtifactError(f"{rel!r} is not a file inside {model_dir}")
+    checks = {key: value for key, value in manifest.checks.items() if key != rel}
+    if check is not None:
+        checks[rel] = check
     updated = dataclasses.replace(
-        manifest, files={**manifest.files, rel: hash_file(model_dir / rel)}, derived=sorted({*manifest.derived, rel})
+        manifest,
+        files={**manifest.files, rel: hash_file(model_dir / rel)},
+        derived=sorted({*manifest.derived, rel}),
+        checks=checks,
     )
     write_manifest(model_dir, updated)
     log.info("recorded %s (sha256 %s) in %s", rel, updated.files[rel]["sha256"], model_dir / MANIFEST)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +45,17 @@ BOX_ENCODINGS = "concat"
 SCORES = "Postprocessor/convert_scores"
 BACKGROUND_SLICE = "Postprocessor/Slice"
 ANCHOR_USER = "Postprocessor/Decode/get_center_coordinates_and_sizes/transpose"
-COORD_SCALES = (
-    "Postprocessor/Decode/div",
-    "Postprocessor/Decode/div_1",
-    "Postprocessor/Decode/div_2",
-    "Postprocessor/Decode/div_3",
-)  # ty, tx, th, tw
+# The box coder splits the encodings into ty, tx, th, tw here; each is then divided by its scale
+# (RealDiv/Div in a TF1 export, a Mul by the reciprocal once constant-folded).
+DECODE_UNSTACK = "Postprocessor/Decode/unstack"
+SCALE_OPS = ("RealDiv", "Div", "Mul")
+PER_CLASS_NMS_OPS = (
+    "NonMaxSuppression",
+    "NonMaxSuppressionV2",
+    "NonMaxSuppressionV3",
+    "NonMaxSuppressionV4",
+    "NonMaxSuppressionV5",
+)
 # Lowest score the TFLite NMS considers. The SSD exports keep every score above 1e-8, so the op's
 # per-class NMS sorted and suppressed all 1917 anchors for each of the 90 classes: ~60 ms an image,
 # three times the network. NMS per class is greedy from the highest score down, so a box below the
@@ -103,10 +110,29 @@ def convert(model: Path, output: Path | None = None) -> Path:
     tf = import_tensorflow()
 
     graph_file, _ = find_model(Path(model), "frozen_graph")
+    with saved_detection_model(tf, graph_file, tf.uint8) as (saved, summary, _):
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.allow_custom_ops = True  # TFLite_Detection_PostProcess is a custom op built into LiteRT
+        flatbuffer = converter.convert()
+    output = Path(output) if output else graph_file.parent / DEFAULT_NAME
+    output.write_bytes(flatbuffer)
+    log.info("wrote %s (%.1f MB): %s", output, len(flatbuffer) / 1e6, summary)
+    return output
+
+
+@contextmanager
+def saved_detection_model(tf, graph_file: Path, input_dtype) -> Iterator[tuple[str, str, tuple[int, int]]]:
+    """A temporary SavedModel of the network plus the post-processing op, a one-line summary and
+    the network's input (width, height).
+
+    Its input is the resized image, ``[1, H, W, 3]`` of ``input_dtype``: uint8 for the float model
+    (cast in the graph), float32 for the int8 one (the quantiser must start at the first op; the
+    converter then makes that input uint8 again).
+    """
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(graph_file.read_bytes())
+    graph_def.ParseFromString(Path(graph_file).read_bytes())
     nodes = {n.name: n for n in graph_def.node}
-    _require(nodes, graph_file, IMAGE, NORMALISE, BOX_ENCODINGS, SCORES, BACKGROUND_SLICE, ANCHOR_USER, *COORD_SCALES)
+    _require(nodes, graph_file, IMAGE, NORMALISE, BOX_ENCODINGS, SCORES, BACKGROUND_SLICE, ANCHOR_USER, DECODE_UNSTACK)
     size = fixed_input_size(graph_def)
     if size is None:
         raise ModelLoadError(
@@ -131,34 +157,21 @@ def convert(model: Path, output: Path | None = None) -> Path:
             tf.constant(0.0, name="num_detections"),
         )
 
-    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.uint8, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], input_dtype, name="image")])
     def detect(image):
         box_encodings, class_scores = network(tf.cast(image, tf.float32))
         return postprocess(tf.reshape(box_encodings, [1, -1, 4]), class_scores, anchors)
 
+    summary = (
+        f"{width}x{height} input, {len(post.anchors)} anchors, {num_classes} classes, scales {post.scales}, "
+        f"NMS iou {post.iou_threshold:.2f} score {post.nms_score_threshold:g}, "
+        f"{post.per_class} per class, {post.total} boxes"
+    )
     with tempfile.TemporaryDirectory(prefix="ssd-optimize-") as tmp:
         module = tf.Module()
         module.detect = detect
         tf.saved_model.save(module, tmp, signatures={"serving_default": detect.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.allow_custom_ops = True  # TFLite_Detection_PostProcess is a custom op built into LiteRT
-        flatbuffer = converter.convert()
-    output = Path(output) if output else graph_file.parent / DEFAULT_NAME
-    output.write_bytes(flatbuffer)
-    log.info(
-        "wrote %s (%.1f MB): %dx%d input, %d anchors, %d classes, scales %s, NMS iou %.2f score %g, %d boxes",
-        output,
-        len(flatbuffer) / 1e6,
-        width,
-        height,
-        len(post.anchors),
-        num_classes,
-        post.scales,
-        post.iou_threshold,
-        post.nms_score_threshold,
-        post.total,
-    )
-    return output
+        yield tmp, summary, (width, height)
 
 
 def _require(nodes: dict, path: Path, *names: str) -> None:
@@ -186,15 +199,8 @@ def _post_processing(tf, graph_def, nodes: dict, size: tuple[int, int], path: Pa
     begin = _const(nodes, nodes[BACKGROUND_SLICE].input[1])
     if list(begin) != [0, 0, 1]:
         raise ModelLoadError(f"{path}: expected the scores' column 0 to be the background class")
-    scales = []
-    for name in COORD_SCALES:  # encodings are divided by the scale, or multiplied by its reciprocal
-        node = nodes[name]
-        factor = float(_const(nodes, node.input[1]))
-        scales.append(1.0 / factor if node.op == "Mul" else factor)
-    nms = [n for n in nodes.values() if n.op == "CombinedNonMaxSuppression"]
-    if len(nms) != 1:
-        raise ModelLoadError(f"{path}: expected one CombinedNonMaxSuppression op, found {len(nms)}")
-    per_class, total, iou, score = (_const(nodes, name) for name in nms[0].input[2:6])
+    scales = _coder_scales(graph_def, nodes, path)
+    per_class, total, iou, score = _nms(graph_def, nodes, path)
     # Anchors may be a constant or computed from the image shape: evaluate them once, for this input size.
     anchor_tensor = nodes[ANCHOR_USER].input[0]
     corners = _evaluate(tf, graph_def, f"{IMAGE}:0", _tensor(anchor_tensor), np.zeros((1, *size, 3), np.uint8))
@@ -209,6 +215,112 @@ def _post_processing(tf, graph_def, nodes: dict, size: tuple[int, int], path: Pa
         per_class=int(per_class),
         total=int(total),
     )
+
+
+def _node(nodes: dict, name: str):
+    return nodes[name.split(":")[0].lstrip("^")]
+
+
+def _const_through(nodes: dict, name: str) -> np.ndarray | None:
+    """The value of a constant, looking through Identity/Enter (TF1 while-loop frames); None if computed."""
+    from tensorflow.python.framework import tensor_util
+
+    node = _node(nodes, name)
+    while node.op in ("Identity", "Enter") and node.input:
+        node = _node(nodes, node.input[0])
+    return tensor_util.MakeNdarray(node.attr["value"].tensor) if node.op == "Const" else None
+
+
+def _consumers(graph_def) -> dict[str, list]:
+    """Tensor name (``node:k``) -> the nodes that read it."""
+    users: dict[str, list] = {}
+    for node in graph_def.node:
+        for name in node.input:
+            if not name.startswith("^"):
+                users.setdefault(_tensor(name), []).append(node)
+    return users
+
+
+def _coder_scales(graph_def, nodes: dict, path: Path) -> list[float]:
+    """y, x, h, w scales: the constant that divides (or, as its reciprocal, multiplies) ``unstack:k``."""
+    users = _consumers(graph_def)
+    scales = []
+    for k, what in enumerate(("ty", "tx", "th", "tw")):
+        found = [n for n in users.get(f"{DECODE_UNSTACK}:{k}", []) if n.op in SCALE_OPS]
+        if len(found) != 1:
+            readers = [f"{n.name} ({n.op})" for n in users.get(f"{DECODE_UNSTACK}:{k}", [])] or ["nothing"]
+            raise ModelLoadError(
+                f"{path}: cannot read the box coder's {what} scale: {DECODE_UNSTACK}:{k} is read by "
+                f"{', '.join(readers)}; expected one {'/'.join(SCALE_OPS)} by a constant"
+            )
+        node = found[0]
+        if node.op != "Mul" and _tensor(node.input[0]) != f"{DECODE_UNSTACK}:{k}":
+            raise ModelLoadError(f"{path}: {node.name} divides a constant by the {what} encoding, not the reverse")
+        other = [name for name in node.input if _tensor(name) != f"{DECODE_UNSTACK}:{k}"]
+        value = _const_through(nodes, other[0]) if len(other) == 1 else None
+        if value is None or value.size != 1 or float(value) == 0.0:
+            raise ModelLoadError(f"{path}: the {what} scale {node.name} ({node.op}) is not by a non-zero constant")
+        scales.append(1.0 / float(value) if node.op == "Mul" else float(value))
+    return scales
+
+
+def _nms(graph_def, nodes: dict, path: Path) -> tuple[int, int, float, float]:
+    """(per class, total, IoU threshold, score threshold) of the graph's NMS.
+
+    Either one ``CombinedNonMaxSuppression`` (boxes, scores, per class, total, iou, score), or the
+    TF1 ``BatchMultiClassNonMaxSuppression`` while-loop: one ``NonMaxSuppressionV*`` per class whose
+    size is ``Minimum(per class, n)``, and the total kept by ``MultiClassNonMaxSuppression/range``
+    (the gather of the score-sorted boxes), limited by ``Minimum(total, n)``.
+    """
+    combined = [n for n in graph_def.node if n.op == "CombinedNonMaxSuppression"]
+    per_class_ops = [n for n in graph_def.node if n.op in PER_CLASS_NMS_OPS]
+    if len(combined) == 1:
+        values = [_const_through(nodes, name) for name in combined[0].input[2:6]]
+        if any(v is None for v in values):
+            raise ModelLoadError(f"{path}: the parameters of {combined[0].name} are not all constants")
+        numbers = [float(v) for v in values if v is not None]
+        return int(numbers[0]), int(numbers[1]), numbers[2], numbers[3]
+    if combined or not per_class_ops:
+        ops = sorted({n.op for n in graph_def.node if "NonMaxSuppression" in n.op}) or ["none"]
+        raise ModelLoadError(
+            f"{path}: expected one CombinedNonMaxSuppression or the TF1 per-class NonMaxSuppressionV* loop; "
+            f"found {len(combined)} CombinedNonMaxSuppression and NMS ops: {', '.join(ops)}"
+        )
+    found: set[tuple[int, float, float]] = set()
+    for node in per_class_ops:
+        if len(node.input) < 4 or (node.op != "NonMaxSuppressionV2" and len(node.input) < 5):
+            raise ModelLoadError(f"{path}: {node.name} ({node.op}) has no IoU/score threshold inputs")
+        size = _node(nodes, node.input[2])
+        limits = (
+            [_const_through(nodes, n) for n in size.input]
+            if size.op == "Minimum"
+            else [_const_through(nodes, node.input[2])]
+        )
+        sizes = [v for v in limits if v is not None]
+        iou_value = _const_through(nodes, node.input[3])
+        score_value = (
+            _const_through(nodes, node.input[4])
+            if node.op not in ("NonMaxSuppression", "NonMaxSuppressionV2")
+            else np.asarray(-np.inf)
+        )
+        if len(sizes) != 1 or iou_value is None or score_value is None:
+            raise ModelLoadError(f"{path}: the size or thresholds of {node.name} ({node.op}) are not constants")
+        found.add((int(sizes[0]), float(iou_value), float(score_value)))
+    if len(found) != 1:
+        raise ModelLoadError(f"{path}: the per-class NMS ops disagree: {sorted(found)}")
+    per_class, iou, score = found.pop()
+    totals: set[int] = set()
+    for node in graph_def.node:
+        if node.op == "Range" and node.name.endswith("MultiClassNonMaxSuppression/range"):
+            limit = _node(nodes, node.input[1])
+            names = limit.input if limit.op == "Minimum" else [node.input[1]]
+            totals |= {int(v) for v in (_const_through(nodes, n) for n in names) if v is not None}
+    if len(totals) != 1:
+        raise ModelLoadError(
+            f"{path}: found {len(per_class_ops)} {per_class_ops[0].op} op(s) but cannot read the total number of "
+            f"detections (a constant limit of MultiClassNonMaxSuppression/range); candidates: {sorted(totals)}"
+        )
+    return per_class, totals.pop(), iou, score
 
 
 def _tensor(name: str) -> str:

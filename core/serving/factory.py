@@ -17,7 +17,9 @@ from core.artifacts.catalog import Catalog, CatalogEntry, load_catalog
 from core.artifacts.download import public_url
 from core.artifacts.install import ensure_model, installed_model_dir
 from core.artifacts.manifest import read_manifest, verify_installed
+from core.artifacts.optimize import DEFAULT_NAME as FLOAT_NAME
 from core.artifacts.plan import Source
+from core.artifacts.quantize import DEFAULT_NAME as INT8_NAME
 from core.errors import DetectorError, ModelLoadError
 from core.model.wrapper import ModelInfo
 from core.ssd.detector import SSDMobileNet, find_model, label_map_for
@@ -25,6 +27,8 @@ from core.ssd.engines.base import Engine
 
 log = logging.getLogger(__name__)
 DESCRIPTION = "SSD MobileNet object detector for the 80 COCO classes"
+#: The backends LiteRT serves: ``tflite`` (float, or a model that is a .tflite) and ``tflite-int8``.
+LITERT_BACKENDS = ("tflite", "tflite-int8")
 
 
 def detector(
@@ -81,19 +85,27 @@ def detector_at(
     inferences run at once, one core each (0: the engine's default).
     """
     root = Path(path)
-    # BACKEND=tflite picks the .tflite in a directory that also holds the TF graph it was made from.
-    model_file, found = find_model(root, fmt or ("tflite" if backend == "tflite" else None))
+    litert = backend in LITERT_BACKENDS
+    # BACKEND=tflite* picks the .tflite in a directory that also holds the TF graph it was made from.
+    preferred = INT8_NAME if backend == "tflite-int8" else FLOAT_NAME
+    if root.is_dir() and litert and (named := sorted(root.rglob(preferred))):
+        root_file: Path = named[0]
+    elif root.is_dir() and backend == "tflite-int8":
+        raise ModelLoadError(f"no {INT8_NAME} under {root}: run `python -m core optimize {root} --int8` first")
+    else:
+        root_file = root
+    model_file, found = find_model(root_file, fmt or ("tflite" if litert else None))
     if backend == "auto":
         backend = "tflite" if found == "tflite" else "tf"
-    if (backend == "tflite") != (found == "tflite"):
+    if (backend in LITERT_BACKENDS) != (found == "tflite"):
         raise ModelLoadError(f"backend {backend!r} cannot run a {found} model ({model_file})")
 
     def engine() -> Engine:
         log.info("loading %s model %s with the %s backend", found, model_file, backend)
-        if backend == "tflite":
+        if backend in LITERT_BACKENDS:
             from core.ssd.engines.litert import TFLiteEngine
 
-            return TFLiteEngine(model_file, engine_threads=engine_threads)
+            return TFLiteEngine(model_file, engine_threads=engine_threads, backend=backend)
         from core.ssd.engines.tensorflow import TensorFlowEngine
 
         return TensorFlowEngine(model_file, found, engine_threads=engine_threads)
@@ -126,20 +138,53 @@ def _installed_detector(
         license=entry.license if entry else "see the model archive",
         extra={"version": manifest.archive["sha256"][:12], "installed_at": manifest.installed_at},
     )
-    if entry and backend != "auto" and backend not in entry.backends:
+    family = "tflite" if backend in LITERT_BACKENDS else backend
+    if entry and backend != "auto" and family not in entry.backends:
         raise ModelLoadError(f"{entry.name} runs on the {' or '.join(entry.backends)} backend, not {backend}")
     path = model_dir / entry.model_file if entry else model_dir
     fmt = entry.format if entry else None
-    if backend == "tflite" and fmt != "tflite":  # the .tflite `python -m core optimize` wrote beside it
-        if next(model_dir.rglob("*.tflite"), None) is None:  # one that is there but unlisted is refused below
-            raise ModelLoadError(
-                f"{name} has no TFLite file yet: run `python -m core optimize "
-                f"{model_dir}` first (a Docker build with BACKEND=tflite does)"
-            )
-        path, fmt = model_dir, "tflite"
+    if backend == "tflite-int8" and fmt != "tflite":  # the int8 file `python -m core optimize --int8` wrote
+        path, backend = _int8_or_fallback(model_dir, name, manifest.checks, info)
+        fmt = "tflite"
+    elif backend == "tflite" and fmt != "tflite":  # the .tflite `python -m core optimize` wrote beside it
+        path = _converted(model_dir, name, int8=False)
+        fmt = "tflite"
     model_file, fmt = find_model(path, fmt)
     _require_listed(model_dir, model_file, manifest.files)
     return detector_at(model_file, fmt=fmt, backend=backend, engine_threads=engine_threads, info=info)
+
+
+def _converted(model_dir: Path, name: str, int8: bool) -> Path:
+    """The file ``python -m core optimize [--int8]`` wrote (an unlisted one is refused by the caller)."""
+    if int8:
+        found = sorted(model_dir.rglob(INT8_NAME))
+    else:  # ssd_float.tflite, or a float .tflite written under another name with --output
+        found = sorted(model_dir.rglob(FLOAT_NAME)) or sorted(
+            p for p in model_dir.rglob("*.tflite") if p.name != INT8_NAME
+        )
+    if not found:
+        flag, value = (" --int8", "tflite-int8") if int8 else ("", "tflite")
+        raise ModelLoadError(
+            f"{name} has no {INT8_NAME if int8 else 'TFLite file'} yet: run `python -m core optimize{flag} "
+            f"{model_dir}` first (a Docker build with BACKEND={value} does)"
+        )
+    return found[0]
+
+
+def _int8_or_fallback(model_dir: Path, name: str, checks: Mapping[str, dict], info: ModelInfo) -> tuple[Path, str]:
+    """The int8 file and ``tflite-int8`` when it passed its accuracy gate at conversion (the
+    manifest records the verdict); else the float file and ``tflite``, said in the log and in
+    the model's metadata (``fallback``)."""
+    int8 = _converted(model_dir, name, int8=True)
+    verdict = checks.get(int8.relative_to(model_dir).as_posix())
+    if verdict and verdict.get("passed") is True:
+        return int8, "tflite-int8"
+    reason = (verdict.get("reason") or "failed") if verdict else "no verdict recorded in the manifest"
+    fallback = f"int8 failed the accuracy gate: {reason}"
+    float_file = _converted(model_dir, name, int8=False)
+    log.warning("%s: %s; serving the float TFLite model %s instead", name, fallback, float_file.name)
+    info.extra["fallback"] = fallback
+    return float_file, "tflite"
 
 
 def _require_listed(model_dir: Path, model_file: Path, listed: Mapping[str, object]) -> None:

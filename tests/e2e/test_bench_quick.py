@@ -30,6 +30,7 @@ def test_quick_benchmark_prints_the_report(tmp_path):
     text = result.stdout
     for heading in ("## Benchmark", "### In-process", "### HTTP through gunicorn", "### Worker process", "### Ratios"):
         assert heading in text, heading
-    assert "| tflite-int8 | 1 |" in text and "| tflite-int8 | 2 |" in text
+    assert "| v1-quant | 1 |" in text and "| v1-quant | 2 |" in text
+    assert "### CPU per request" in text
     assert "cores" in text and "CPU:" in text
     assert output.read_text().strip() == text.strip()

