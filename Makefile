@@ -12,7 +12,7 @@ SHARED := $(abspath ../shared)
 TEST_MODEL_URL    ?= file://$(SHARED)/models/ssdlite_mobilenet_v2_coco.tar.gz
 TEST_MODEL_SHA256 ?= 6165257e55960d20629acec1c55fa11a8f8f81fd8559ccd4f8f59269cdebfbb8
 
-.PHONY: run test test-fast lint lock docs fetch chromium bench eval clean
+.PHONY: run test test-fast lint lock docs image fetch chromium bench eval clean
 
 # What `make run` serves: the calibrated int8 model on LiteRT (as the Docker image); BACKEND=tf or
 # BACKEND=tflite (float) make run serve the others.
@@ -86,6 +86,10 @@ lock: $(VENV)/.runtime
 DOC_PAGES = README.md docs/*.md samples/README.md
 docs: $(VENV)/.dev
 	$(TEST_ENV) $(PY) -m tests.support.doc_examples --update $(DOC_PAGES)
+
+## image: build the Docker image locally as object-detector:local (docker with BuildKit, else podman)
+image:
+	$$(command -v docker || command -v podman) build -t object-detector:local .
 
 ## bench: the benchmark table (README, Performance)
 bench: $(VENV)/.runtime

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from config import ConfigError, Settings, parse_fraction
+from config import BACKENDS, ConfigError, Settings, parse_fraction
 from core import load_detector
 from core.errors import DetectorError, InvalidInput
 from core.model.annotate import draw_detections, encode
@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     predict.add_argument(
         "--backend",
-        choices=("auto", "tf", "tflite"),
+        choices=BACKENDS,
         default="auto",
         help="inference engine (default: the model's own)",
     )

@@ -8,7 +8,16 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
-from tests.support.doc_examples import PICTURES, annotated, examples, mismatch, picture_mismatch, run, served
+from tests.support.doc_examples import (
+    MAKE_RUN_BACKEND,
+    PICTURES,
+    annotated,
+    examples,
+    mismatch,
+    picture_mismatch,
+    run,
+    served,
+)
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "samples" / "README.md"]
 EXAMPLES = [example for page in PAGES for example in examples(page)]
@@ -19,6 +28,10 @@ def service():
     """The service as the README's offline `make run` leaves it (model in assets/models/)."""
     with served() as (host, model):
         yield host, model
+
+
+def test_the_examples_run_against_what_make_run_serves():
+    assert f"BACKEND ?= {MAKE_RUN_BACKEND}\n" in (ROOT / "Makefile").read_text()
 
 
 def test_the_docs_show_examples_of_the_first_request_the_cli_and_every_protocol():

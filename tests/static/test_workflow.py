@@ -119,3 +119,18 @@ def test_nothing_is_pushed_unless_every_variant_passed_its_smoke_test(workflow):
     assert jobs["release"]["needs"] == "smoke"
     assert all(s.get("uses", "").split("@")[0] != "docker/login-action" for s in jobs["smoke"]["steps"])
     assert release_build(workflow) in jobs["release"]["steps"]
+
+
+def test_the_docker_quickstart_runs_what_the_workflow_publishes(workflow):
+    """docs/deployment.md's `docker run` lines name the workflow's image and the `latest` tag of each
+    variant, and every k8s kustomization deploys that same image: once a release is published, the
+    quickstart runs as written."""
+    import re
+
+    image = "docker.io/" + workflow["env"]["IMAGE_NAME"]
+    suffixes = [entry["suffix"] for entry in workflow["jobs"]["release"]["strategy"]["matrix"]["include"]]
+    runs = re.findall(r"^docker run .* (\S+:\S+)", (ROOT / "docs" / "deployment.md").read_text(), re.M)
+    assert sorted(runs) == sorted(f"{image}:latest{suffix}" for suffix in suffixes)
+    for kustomization in ROOT.glob("k8s/**/kustomization.yaml"):
+        for entry in yaml.safe_load(kustomization.read_text()).get("images", []):
+            assert entry["newName"] == image, kustomization

@@ -29,6 +29,8 @@ DOC_HOST = "localhost:5000"
 DOC_MODEL = "custom-6165257e5596"
 #: Scores and box coordinates may move this much between TensorFlow builds without failing the docs.
 TOLERANCE = 2e-3
+#: What `make run` serves (the Makefile's BACKEND default).
+MAKE_RUN_BACKEND = "tflite-int8"
 _BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -212,15 +214,22 @@ def update(path: Path, host: str, model: str) -> int:
 def served() -> Iterator[tuple[str, str]]:
     """The service as the README's offline `make run` leaves it: the test model (MODEL_URL /
     MODEL_SHA256, as `make test` sets them) installed and verified in the repository's
-    assets/models/ (git ignores it), so the commands find it by name as a user would."""
+    assets/models/ (git ignores it), converted and served as `make run` does (BACKEND=tflite-int8),
+    so the commands find it by name and get the answers a user gets."""
+    import dataclasses
+
     from app import create_app
     from config import Settings
     from core.artifacts.install import ensure_model
+    from core.cli import main as objdet
     from tests.support.server import serve_app
 
     env = {name: value for name, value in os.environ.items() if name != "ASSETS_DIR"}
-    settings = Settings.from_env(env)
-    ensure_model(settings.source, settings.models_dir, show_progress=False)
+    settings = dataclasses.replace(Settings.from_env(env), backend=env.get("BACKEND") or MAKE_RUN_BACKEND)
+    model_dir = ensure_model(settings.source, settings.models_dir, show_progress=False)
+    if settings.backend == "tflite-int8" and not any(model_dir.rglob("ssd_int8.tflite")):
+        if objdet(["optimize", str(model_dir), "--int8"]) != 0:
+            raise RuntimeError(f"python -m core optimize --int8 {model_dir} failed")
     with serve_app(create_app(settings, background_load=False)) as url:
         yield url.removeprefix("http://"), settings.model_name
 
