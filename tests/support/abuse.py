@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from tests.support.load import ClientThreads
+
 HOST = "127.0.0.1"
 
 
@@ -192,45 +194,18 @@ class Outcome:
     error: str | None = None
 
 
-class ClosedLoop:
+class ClosedLoop(ClientThreads):
     """``clients`` threads, each sending ``request`` (bytes, ``Connection: close``) on a new
     connection and reading the answer, again and again until ``stop()`` or ``max_seconds``."""
 
     def __init__(self, port: int, requests: list[bytes], clients: int, max_seconds: float, timeout: float = 30):
-        self.port, self.requests, self.clients = port, requests, clients
-        self.max_seconds, self.timeout = max_seconds, timeout
-        self.outcomes: list[Outcome] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__(clients, max_seconds, timeout)
+        self.port, self.requests = port, requests
 
-    def __enter__(self) -> ClosedLoop:
-        deadline = time.monotonic() + self.max_seconds
-        for i in range(self.clients):
-            thread = threading.Thread(target=self._run, args=(i, deadline), daemon=True, name=f"client-{i}")
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> list[Outcome]:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(self.timeout + 5)
-        return self.results()
-
-    def results(self) -> list[Outcome]:
-        with self._lock:
-            return list(self.outcomes)
-
-    def _run(self, i: int, deadline: float) -> None:
-        request = self.requests[i % len(self.requests)]
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            outcome = once(self.port, request, self.timeout)
-            with self._lock:
-                self.outcomes.append(outcome)
+    def _client(self, index: int, deadline: float) -> None:
+        request = self.requests[index % len(self.requests)]
+        while self.running(deadline):
+            self.record(once(self.port, request, self.timeout))
 
 
 def once(port: int, request: bytes, timeout: float = 30) -> Outcome:
