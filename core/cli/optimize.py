@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
 from core.artifacts.optimize import DEFAULT_NAME, optimize
 from core.artifacts.quantize import KEEP_FLOAT, Calibration, optimize_int8
 from core.errors import DetectorError
+from core.ssd.engines.quiet import filtered_stderr, tensorflow_requested_verbose
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,8 +35,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+#: What TensorFlow's converter prints on its own that says nothing to a user (kept with LOG_LEVEL=DEBUG).
+CONVERTER_NOISE = re.compile(rb"^(fully_quantize: |WARNING: All log messages before absl)")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not tensorflow_requested_verbose():  # our progress lines stay; TensorFlow's own chatter goes
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.WARNING)
+        with filtered_stderr(CONVERTER_NOISE):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.int8:
             if args.output:

@@ -15,7 +15,9 @@ from tests.support.doc_examples import (
     examples,
     mismatch,
     picture_mismatch,
+    python_examples,
     run,
+    run_python,
     served,
 )
 
@@ -42,6 +44,7 @@ def test_the_docs_show_examples_of_the_first_request_the_cli_and_every_protocol(
     assert "objdet predict" in commands["models.md"]
     for route in ("/v1/vision/detection", "/v2/models/", "/infer"):
         assert route in commands["protocols.md"]
+    assert any("tritonclient" in e.command for page in PAGES for e in python_examples(page))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"{e.path.name}:{e.command.splitlines()[0][:50]}" for e in EXAMPLES])
@@ -55,3 +58,12 @@ def test_example_prints_what_the_page_shows(service, example):
 def test_picture_is_what_the_service_draws(service, picture, photo, threshold):
     host, _ = service
     assert picture_mismatch(picture, annotated(host, photo, threshold)) is None
+
+
+PYTHON_EXAMPLES = [example for page in PAGES for example in python_examples(page)]
+
+
+@pytest.mark.parametrize("example", PYTHON_EXAMPLES, ids=[e.path.name for e in PYTHON_EXAMPLES])
+def test_python_example_prints_what_the_page_shows(service, example):
+    host, model = service
+    assert run_python(example.command, host, model) == example.documented, "`make docs` rewrites the page"

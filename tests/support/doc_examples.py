@@ -67,6 +67,19 @@ def examples(path: Path) -> list[Example]:
     return found
 
 
+_PYTHON = re.compile(r"^```python\n(.*?)^```\n+```text\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def python_examples(path: Path) -> list[Example]:
+    """Each ``python`` block followed by a ``text`` block: a script and what it prints."""
+    return [Example(path, code, printed.strip()) for code, printed in _PYTHON.findall(path.read_text(encoding="utf-8"))]
+
+
+def run_python(code: str, host: str, model: str) -> str:
+    """What a ``python`` example prints, run by the venv's Python from the repository root."""
+    return run(f"python - <<'EOF'\n{code}EOF", host, model)
+
+
 def run(command: str, host: str, model: str) -> str:
     """What ``command`` prints, run by bash from the repository root with the venv on PATH."""
     env = {name: value for name, value in os.environ.items() if name != "ASSETS_DIR"}
@@ -206,6 +219,14 @@ def update(path: Path, host: str, model: str) -> int:
             raise ValueError(f"{path}: cannot find the output of `{example.command}` to replace")
         text = text.replace(old, new, 1)
         changed += 1
+    for example in python_examples(path):
+        actual = run_python(example.command, host, model)
+        if actual != example.documented:
+            old = f"```text\n{example.documented}\n```"
+            if old not in text:
+                raise ValueError(f"{path}: cannot find the printed output of a python example to replace")
+            text = text.replace(old, f"```text\n{actual}\n```", 1)
+            changed += 1
     path.write_text(text, encoding="utf-8")
     return changed
 
@@ -253,6 +274,10 @@ def main() -> int:
             if args.update:
                 print(f"{page}: {update(page, host, model)} output(s) rewritten")
                 continue
+            for example in python_examples(page):
+                if run_python(example.command, host, model) != example.documented:
+                    failed += 1
+                    print(f"{page}: a python example prints something else")
             for example in examples(page):
                 problem = mismatch(example.documented, run(example.command, host, model))
                 if problem:

@@ -68,3 +68,24 @@ def test_gunicorn_binds_host_and_port_from_the_settings(monkeypatch):
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["0.0.0.0:5123"]
     monkeypatch.delenv("HOST")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["127.0.0.1:5123"]
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """Links between README.md, docs/ and samples/README.md point at files (and headings) that exist."""
+    import re
+
+    def anchors(page: Path) -> set[str]:
+        titles = re.findall(r"^#+ (.*)$", page.read_text(), re.M)
+        return {re.sub(r"[^\w\- ]", "", t).strip().lower().replace(" ", "-") for t in titles}
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "samples" / "README.md"]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            if not resolved.exists() or (anchor and resolved.suffix == ".md" and anchor not in anchors(resolved)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
