@@ -40,7 +40,8 @@ def create_api(app: Flask) -> Api:
         title="Object Detector",
         description=(
             "Detects objects in images with an SSD-MobileNet model trained on COCO. "
-            "Compatible with the IBM MAX Object Detector API."
+            "Answers the IBM MAX Object Detector API (/model), DeepStack's detection API (/v1/vision) "
+            "and the Open Inference Protocol v2 (/v2)."
         ),
         doc="/",
     )
