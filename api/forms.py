@@ -13,6 +13,7 @@ from flask_restx import reqparse
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from api.context import settings
 from api.errors import FormTooLarge
 from api.middleware.request_log import log_fields
 from config import parse_fraction
@@ -152,3 +153,12 @@ def input_parser(
         "sent in both with different values is a 400.",
     )
     return parser
+
+
+def read_form(extra: frozenset[str] = frozenset()) -> tuple[float, bytes]:
+    """``/model/predict``'s form: the threshold (``DEFAULT_THRESHOLD`` when absent), then the image;
+    a field that is neither, nor one of ``extra`` (which the caller reads itself), is refused."""
+    threshold = read_threshold(form_value("threshold"), settings().default_threshold)
+    data = read_image()
+    reject_unknown_fields(FIELDS | extra)
+    return threshold, data

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_model  # noqa: E402 - needs ROOT on sys.path
 from tests.conftest import IMAGES, SSDLITE_ARCHIVE, SSDLITE_SHA256  # noqa: E402 - needs ROOT on sys.path
 from tests.support.abuse import (  # noqa: E402
     HOST,
@@ -48,16 +48,6 @@ from tests.support.abuse import (  # noqa: E402
     summary,
 )
 from tests.support.server import GunicornServer, model_env  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def window(port: int, request: bytes, clients: int, seconds: float) -> tuple[list, float]:

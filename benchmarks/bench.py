@@ -48,6 +48,7 @@ SHARED = ROOT.parent / "shared"
 BACKENDS = ("tf", "tflite-float", "tflite-int8", "v1-quant")
 ROUNDS = 4
 
+from benchmarks.machine import cpu_model  # noqa: E402 - needs ROOT on sys.path
 from config import Settings  # noqa: E402 - needs ROOT on sys.path
 
 
@@ -68,16 +69,6 @@ class Run:
         """Latency percentile in milliseconds (nearest rank)."""
         ordered = sorted(self.latencies)
         return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def install(archive: Path, assets: Path) -> Settings:

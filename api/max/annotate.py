@@ -13,7 +13,7 @@ from flask_restx import Api, Namespace, Resource
 
 from api.context import decode_budget, holder, settings
 from api.errors import error_model
-from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
+from api.forms import form_value, input_parser, read_form
 from api.middleware.request_log import log_fields
 from core.errors import InvalidInput
 from core.model.annotate import MIMETYPES, draw_detections, encode
@@ -63,10 +63,8 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the uploaded image with its detections drawn in."""
             cfg = settings()
-            threshold = read_threshold(form_value("threshold"), cfg.default_threshold)
+            threshold, data = read_form(frozenset({"format"}))
             fmt = read_format()
-            data = read_image()
-            reject_unknown_fields(FIELDS | {"format"})
             model = holder().get()
             started = time.perf_counter()
             # Full resolution (no JPEG draft): the answer must match the upload's upright size.

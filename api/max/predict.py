@@ -8,7 +8,7 @@ from flask_restx import Api, Namespace, Resource, fields
 
 from api.context import decode_budget, holder, settings
 from api.errors import error_model
-from api.forms import FIELDS, form_value, input_parser, read_image, read_threshold, reject_unknown_fields
+from api.forms import input_parser, read_form
 from api.middleware.request_log import log_fields
 from core.model.images import decode_cost
 
@@ -55,9 +55,7 @@ def register(api: Api, ns: Namespace) -> None:
         def post(self):
             """Return the objects detected in the uploaded image, best first."""
             cfg = settings()
-            threshold = read_threshold(form_value("threshold"), cfg.default_threshold)
-            data = read_image()
-            reject_unknown_fields(FIELDS)
+            threshold, data = read_form()
             model = holder().get()
             started = time.perf_counter()
             with decode_budget().reserve(decode_cost(data, cfg.max_image_pixels, model.input_size)):
