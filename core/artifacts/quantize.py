@@ -149,7 +149,7 @@ def convert_int8(graph_file: Path, output: Path, calibration: Calibration = Cali
         len(images),
         calibration.seed,
         calibration.percentile,
-        ", ".join(keep) or "none",
+        ", ".join(name.split(";")[0] for name in keep) or "none",  # each fused op's first tensor names it
         summary,
     )
     return output
