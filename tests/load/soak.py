@@ -5,7 +5,8 @@ Full run (the README's figures), from the repo root::
     python -m tests.load.soak --duration 300 --clients 8
 
 It installs the test model (MODEL_URL + MODEL_SHA256, else ../shared's SSDLite) through the fetcher
-into a temporary assets dir, starts gunicorn on 127.0.0.1, warms up, then measures. The workers'
+into a temporary assets dir (with ``BACKEND=tflite`` or ``tflite-int8``, converting it first as
+``make run`` does), starts gunicorn on 127.0.0.1, warms up, then measures. The workers'
 resident memory is read at the end of the warm-up and at the end; the run fails (exit 1) on any
 error or on >= 10 % growth.
 ``tests/load/test_soak.py`` runs the same thing for ~25 s in CI.
@@ -15,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -114,6 +118,39 @@ def run_soak(
     )
 
 
+def convert_for_backend(model_dir: Path, backend: str) -> None:
+    """Write the ``.tflite`` files ``BACKEND=tflite``/``tflite-int8`` serve, if missing (as ``make run``)."""
+    graph = any(model_dir.rglob("frozen_inference_graph.pb"))
+    if backend == "tflite-int8" and graph and not any(model_dir.rglob("ssd_int8.tflite")):
+        command = [sys.executable, "-m", "core", "optimize", str(model_dir), "--int8"]
+    elif backend == "tflite" and graph and not any(model_dir.rglob("*.tflite")):
+        command = [sys.executable, "-m", "core", "optimize", str(model_dir)]
+    else:
+        return
+    print(f"converting {model_dir} for BACKEND={backend}: {' '.join(command[1:])}", file=sys.stderr)
+    subprocess.run(command, check=True, stdout=sys.stderr)
+
+
+def install_test_model(assets: Path) -> dict[str, str]:
+    """Install (and convert for ``BACKEND``) the test model under ``assets``; the server's environment."""
+    from config import Settings
+    from core.artifacts.install import ensure_model
+    from tests.conftest import model_pin
+    from tests.support.server import model_env
+
+    url, sha256 = model_pin()
+    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=assets)
+    model_dir = ensure_model(settings.source, settings.models_dir)
+    convert_for_backend(model_dir, os.environ.get("BACKEND", "auto").lower())
+    return model_env(assets, url, sha256)
+
+
+def served_backend(log: str) -> str | None:
+    """The backend the (last) worker loaded, from its log line."""
+    found = re.findall(r"loading \S+ model \S+ with the (\S+) backend", log)
+    return found[-1] if found else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=300, help="measured seconds (default 300)")
@@ -123,21 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets-dir", type=Path, help="where to install the test model (default: a temp dir)")
     args = parser.parse_args(argv)
 
-    from config import Settings
-    from core.artifacts.install import ensure_model
-    from tests.conftest import IMAGES, model_pin
-    from tests.support.server import model_env
+    from tests.conftest import IMAGES
 
     assets = args.assets_dir or Path(tempfile.mkdtemp(prefix="soak-assets-"))
-    url, sha256 = model_pin()
-    settings = Settings(model_url=url, model_sha256=sha256, assets_dir=assets)
-    ensure_model(settings.source, settings.models_dir)
-    env = {**model_env(assets, url, sha256), "WORKERS": str(args.workers)}
+    env = {**install_test_model(assets), "WORKERS": str(args.workers)}
     images = read_images([IMAGES / name for name in PHOTOS])
+    load_start = os.getloadavg()
     with GunicornServer(env, assets / "soak-gunicorn.log") as server:
         server.wait_ready(workers=args.workers)
         report = run_soak(server, images, args.duration, args.warmup, args.clients)
-    print(json.dumps({**asdict(report), "passed": report.passed}, indent=2))
+        backend = served_backend(server.log_text())
+    context = {"backend": backend, "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
+    print(json.dumps({**asdict(report), **context, "passed": report.passed}, indent=2))
     return 0 if report.passed else 1
 
 
