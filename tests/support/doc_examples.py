@@ -166,9 +166,7 @@ def _compare(want: Any, got: Any, where: str) -> str | None:
 
 
 #: Pictures the docs show: (file, photo, threshold), each the answer of /model/annotate.
-PICTURES = (
-    (ROOT / "docs" / "images" / "dog-human-annotated.jpg", ROOT.parent / "shared" / "images" / "dog-human.jpg", 0.5),
-)
+PICTURES = ((ROOT / "docs" / "images" / "coffee-annotated.jpg", ROOT / "samples" / "coffee.jpg", 0.5),)
 
 
 def annotated(host: str, photo: Path, threshold: float) -> bytes:
