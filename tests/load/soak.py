@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 import psutil
 
 from tests.support.load import Load, percentile, read_images
+from tests.support.models import convert_for_backend
 from tests.support.server import GunicornServer
 
 PHOTOS = ("dog.jpg", "giraffe.jpg", "baby-bear.jpg", "horses.jpg", "person.jpg", "kite.jpg", "jockey.jpg", "eagle.jpg")
@@ -116,19 +116,6 @@ def run_soak(
         rss_max_mb=round(max([*sampler.samples, rss_end]) / mb, 1),
         rss_growth=round((rss_end - rss_warm) / rss_warm, 4),
     )
-
-
-def convert_for_backend(model_dir: Path, backend: str) -> None:
-    """Write the ``.tflite`` files ``BACKEND=tflite``/``tflite-int8`` serve, if missing (as ``make run``)."""
-    graph = any(model_dir.rglob("frozen_inference_graph.pb"))
-    if backend == "tflite-int8" and graph and not any(model_dir.rglob("ssd_int8.tflite")):
-        command = [sys.executable, "-m", "core", "optimize", str(model_dir), "--int8"]
-    elif backend == "tflite" and graph and not any(model_dir.rglob("*.tflite")):
-        command = [sys.executable, "-m", "core", "optimize", str(model_dir)]
-    else:
-        return
-    print(f"converting {model_dir} for BACKEND={backend}: {' '.join(command[1:])}", file=sys.stderr)
-    subprocess.run(command, check=True, stdout=sys.stderr)
 
 
 def install_test_model(assets: Path) -> dict[str, str]:

@@ -240,15 +240,13 @@ def served() -> Iterator[tuple[str, str]]:
     from app import create_app
     from config import Settings
     from core.artifacts.install import ensure_model
-    from core.cli import main as objdet
+    from tests.support.models import convert_for_backend
     from tests.support.server import serve_app
 
     env = {name: value for name, value in os.environ.items() if name != "ASSETS_DIR"}
     settings = dataclasses.replace(Settings.from_env(env), backend=env.get("BACKEND") or MAKE_RUN_BACKEND)
     model_dir = ensure_model(settings.source, settings.models_dir, show_progress=False)
-    if settings.backend == "tflite-int8" and not any(model_dir.rglob("ssd_int8.tflite")):
-        if objdet(["optimize", str(model_dir), "--int8"]) != 0:
-            raise RuntimeError(f"python -m core optimize --int8 {model_dir} failed")
+    convert_for_backend(model_dir, settings.backend)
     with serve_app(create_app(settings, background_load=False)) as url:
         yield url.removeprefix("http://"), settings.model_name
 

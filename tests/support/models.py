@@ -1,8 +1,10 @@
-"""Installed models in states the service must refuse."""
+"""Installed models: converted as `make run` does, or in states the service must refuse."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -19,3 +21,16 @@ def tampered_copy(model_dir: Path, assets_dir: Path) -> Path:
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
     return copy
+
+
+def convert_for_backend(model_dir: Path, backend: str) -> None:
+    """Write the ``.tflite`` files ``BACKEND=tflite``/``tflite-int8`` serve, if missing (as ``make run``)."""
+    graph = any(model_dir.rglob("frozen_inference_graph.pb"))
+    if backend == "tflite-int8" and graph and not any(model_dir.rglob("ssd_int8.tflite")):
+        command = [sys.executable, "-m", "core", "optimize", str(model_dir), "--int8"]
+    elif backend == "tflite" and graph and not any(model_dir.rglob("*.tflite")):
+        command = [sys.executable, "-m", "core", "optimize", str(model_dir)]
+    else:
+        return
+    print(f"converting {model_dir} for BACKEND={backend}: {' '.join(command[1:])}", file=sys.stderr)
+    subprocess.run(command, check=True, stdout=sys.stderr)
