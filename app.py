@@ -31,6 +31,7 @@ def build_model(settings: Settings) -> ModelWrapper:
             settings.models_dir,
             backend=settings.backend,
             engine_threads=settings.effective_engine_threads,
+            lone_threads=settings.effective_lone_request_threads,
         )
     except ModelLoadError as exc:  # the message names the directory and the command that fills it
         log.error("cannot start: %s", exc)

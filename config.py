@@ -132,6 +132,9 @@ class Settings:
     threads: int = setting(4, minimum=1)
     #: Inferences a worker runs at once, one core each (0 = the cores divided by WORKERS).
     engine_threads: int = setting(0, minimum=0)
+    #: Cores the network of a request may use when no other inference runs in its worker (LiteRT
+    #: backends; 0 = the worker's engine threads, 1 = always one core).
+    lone_request_threads: int = setting(0, minimum=0)
     #: Seconds a worker may stay silent before gunicorn restarts it.
     timeout: int = setting(120, minimum=1)
     #: Seconds in-flight requests get to finish after SIGTERM.
@@ -215,6 +218,12 @@ class Settings:
         if self.engine_threads:
             return self.engine_threads
         return max(1, usable_cpus() // self.workers)
+
+    @property
+    def effective_lone_request_threads(self) -> int:
+        """LONE_REQUEST_THREADS, or the worker's engine threads: a lone request may use the cores its
+        worker would give concurrent ones, never more (in Kubernetes, the CPU limit ENGINE_THREADS names)."""
+        return self.lone_request_threads or self.effective_engine_threads
 
     @property
     def bind(self) -> str:

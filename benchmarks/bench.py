@@ -14,6 +14,10 @@ BACKEND=tflite and BACKEND=tflite-int8; v1-quant = TF's published int8 SSD Mobil
 * micro-batching (TF graph at batch 1 vs 4, ``ENGINE_THREADS`` calls at once);
 * the workers' resident memory (VmRSS and peak VmHWM from /proc) after the load, and the cold
   start: seconds from spawning gunicorn until ``/health/ready`` answers 200;
+* a lone request on the idle cores: each backend of ``--one-core`` is also served with
+  LONE_REQUEST_THREADS=1 (every request on one core, as before that setting), labelled
+  ``<backend>:1core``, and the report gives the 1-client p50 and the 4-client rate of the
+  default against it;
 * CPU per request, by stage: JPEG decode, resize, network + NMS op, Python post-processing
   (in-process, process CPU time, one call at a time), and HTTP/framework = the worker's CPU
   per request at 1 client (from /proc) minus those.
@@ -110,6 +114,8 @@ def prepare_models(args, work: Path) -> dict[str, Settings]:
                 models["tflite-float"] = replace(ssdlite, backend="tflite")
             if "tflite-int8" in args.backends:
                 models["tflite-int8"] = replace(ssdlite, backend="tflite-int8")
+    for backend in args.one_core:
+        models[f"{backend}:1core"] = replace(models[backend], lone_request_threads=1)
     return models
 
 
@@ -270,6 +276,7 @@ class Server:
             "MODEL_URL": str(settings.model_url),
             "MODEL_SHA256": str(settings.model_sha256),
             "BACKEND": settings.backend,
+            "LONE_REQUEST_THREADS": str(settings.lone_request_threads),
             "WORKERS": str(args.workers),
             "THREADS": str(args.threads),
             "LOG_LEVEL": "WARNING",
@@ -415,6 +422,15 @@ def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | Non
         at4 = next((r for r in runs if r.concurrency == 4), runs[-1])
         best_raw = max(r.rate for r in raw[backend])
         ratios.append([f"{backend}: HTTP @{at4.concurrency} clients / best in-process", f"{at4.rate / best_raw:.2f}"])
+    for label, runs in http.items():
+        backend, _, one_core = label.partition(":")
+        if one_core and backend in http:
+            lone, single = _at(http[backend], 1), _at(runs, 1)
+            busy, busy_single = _at(http[backend], 4), _at(runs, 4)
+            if lone and single:
+                ratios.append([f"{backend}: HTTP p50 @1 client / {label}", f"{lone.pct(50) / single.pct(50):.2f}"])
+            if busy and busy_single:
+                ratios.append([f"{backend}: HTTP requests/s @4 clients / {label}", f"{busy.rate / busy_single.rate:.2f}"])
     if "tf" in raw:
         tf_best = max(r.rate for r in raw["tf"])
         for backend in ("tflite-float", "tflite-int8", "v1-quant"):
@@ -441,6 +457,10 @@ def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | Non
     return "\n".join(out)
 
 
+def _at(runs: list[Run], concurrency: int) -> Run | None:
+    return next((r for r in runs if r.concurrency == concurrency), None)
+
+
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of JPEG photos")
@@ -459,6 +479,12 @@ def parse_args(argv: list[str] | None):
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ", ".join(BACKENDS)
     )
+    parser.add_argument(
+        "--one-core",
+        default="tflite-int8",
+        help="backends also served with LONE_REQUEST_THREADS=1, to compare a lone request with and without "
+        "the idle cores (comma-separated LiteRT backends; empty: none)",
+    )
     parser.add_argument("--requests", type=int, default=60, help="requests per measurement")
     parser.add_argument("--clients", default="1,2,4,8", help="HTTP client counts")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn WORKERS")
@@ -466,15 +492,17 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument("--cpu-requests", type=int, default=40, help="requests per CPU breakdown")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: v1-quant model, 2 photos, 4 requests, 1-2 clients"
+        "--quick", action="store_true", help="smoke run: v1-quant model (also on one core), 2 photos, 4 requests, 1-2 clients"
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.backends, args.requests, args.clients, args.cpu_requests = "v1-quant", 4, "1,2", 4
+        args.one_core = "v1-quant"
     args.backends = [b for b in args.backends.split(",") if b]
     unknown = set(args.backends) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    args.one_core = [b for b in args.one_core.split(",") if b in args.backends and b != "tf"]
     args.clients = [int(c) for c in args.clients.split(",")]
     args.image_files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
     if args.quick:
@@ -498,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         models = prepare_models(args, work)
         try:
-            for backend in args.backends:  # one at a time, so each cold start has the machine
+            for backend in models:  # one at a time, so each cold start has the machine
                 servers[backend] = Server(backend, models[backend], work, args)
                 workers[backend] = {"cold": servers[backend].wait_ready()}
             from app import build_model
@@ -507,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
             raw, http = measure(detectors, servers, images, bodies, args)
             for backend, server in servers.items():
                 workers[backend]["rss"], workers[backend]["hwm"] = server.memory_mb()
-            cpu = {b: cpu_breakdown(detectors[b], servers[b], images, bodies, args.cpu_requests) for b in detectors}
+            cpu = {
+                b: cpu_breakdown(detectors[b], servers[b], images, bodies, args.cpu_requests)
+                for b in detectors
+                if ":" not in b  # the one-core variant spends the same CPU
+            }
         finally:
             for server in servers.values():
                 server.stop()

@@ -32,7 +32,7 @@ def load_detector(name_or_path: str | Path, *, assets_dir: Path | None = None, *
 
     ``name_or_path`` is a model directory or file (anything that exists or contains a ``/``), or
     the name of a catalog model or of a model installed under ``<assets_dir>/models/``; a catalog
-    model is fetched and verified on first use. ``options``: ``backend`` and ``engine_threads``.
+    model is fetched and verified on first use. ``options``: ``backend``, ``engine_threads`` and ``lone_threads``.
     """
     if is_path(name_or_path):
         return detector_at(name_or_path, **options).load()

@@ -32,7 +32,13 @@ LITERT_BACKENDS = ("tflite", "tflite-int8")
 
 
 def detector(
-    model: str | Source, models_dir: Path, *, backend: str = "auto", engine_threads: int = 0, fetch: bool = False
+    model: str | Source,
+    models_dir: Path,
+    *,
+    backend: str = "auto",
+    engine_threads: int = 0,
+    lone_threads: int = 0,
+    fetch: bool = False,
 ) -> SSDMobileNet:
     """An unloaded detector for a catalog model, a pinned archive (a :class:`Source`) or a model
     installed under ``models_dir`` (``custom-<sha256[:12]>``), after re-verifying its files.
@@ -64,7 +70,7 @@ def detector(
                 f"{source.name!r} is neither a model path, a catalog model "
                 f"({', '.join(catalog.names)}) nor a model installed in {models_dir}"
             )
-        return _installed_detector(model_dir, source.name, catalog, backend, engine_threads)
+        return _installed_detector(model_dir, source.name, catalog, backend, engine_threads, lone_threads)
     except ModelLoadError:
         raise
     except (DetectorError, OSError) as exc:  # the supply chain's errors, said as a load failure
@@ -77,12 +83,14 @@ def detector_at(
     fmt: str | None = None,
     backend: str = "auto",
     engine_threads: int = 0,
+    lone_threads: int = 0,
     info: ModelInfo | None = None,
 ) -> SSDMobileNet:
     """An unloaded SSD detector for a model directory or file, used as it is.
 
     The files are located now (so a wrong path fails at once). ``engine_threads`` is how many
-    inferences run at once, one core each (0: the engine's default).
+    inferences run at once, one core each (0: the engine's default); ``lone_threads`` how many
+    cores a LiteRT network may use when no other inference is running (0: ``engine_threads``).
     """
     root = Path(path)
     litert = backend in LITERT_BACKENDS
@@ -105,7 +113,7 @@ def detector_at(
         if backend in LITERT_BACKENDS:
             from core.ssd.engines.litert import TFLiteEngine
 
-            return TFLiteEngine(model_file, engine_threads=engine_threads, backend=backend)
+            return TFLiteEngine(model_file, engine_threads=engine_threads, backend=backend, lone_threads=lone_threads)
         from core.ssd.engines.tensorflow import TensorFlowEngine
 
         return TensorFlowEngine(model_file, found, engine_threads=engine_threads)
@@ -121,7 +129,7 @@ def detector_at(
 
 
 def _installed_detector(
-    model_dir: Path, name: str, catalog: Catalog, backend: str, engine_threads: int
+    model_dir: Path, name: str, catalog: Catalog, backend: str, engine_threads: int, lone_threads: int
 ) -> SSDMobileNet:
     """The detector for an install the caller has just verified.
 
@@ -151,7 +159,9 @@ def _installed_detector(
         fmt = "tflite"
     model_file, fmt = find_model(path, fmt)
     _require_listed(model_dir, model_file, manifest.files)
-    return detector_at(model_file, fmt=fmt, backend=backend, engine_threads=engine_threads, info=info)
+    return detector_at(
+        model_file, fmt=fmt, backend=backend, engine_threads=engine_threads, lone_threads=lone_threads, info=info
+    )
 
 
 def _converted(model_dir: Path, name: str, int8: bool) -> Path:

@@ -32,5 +32,6 @@ def test_quick_benchmark_prints_the_report(tmp_path):
         assert heading in text, heading
     assert "| v1-quant | 1 |" in text and "| v1-quant | 2 |" in text
     assert "### CPU per request" in text
+    assert "| v1-quant: HTTP p50 @1 client / v1-quant:1core |" in text, "the lone-request comparison"
     assert "cores" in text and "CPU:" in text
     assert output.read_text().strip() == text.strip()

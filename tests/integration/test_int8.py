@@ -225,3 +225,12 @@ def test_keep_float_rules_name_ops_by_position_and_refuse_what_is_absent(int8_fi
         _keep_float(flatbuffer, ["DEPTHWISE_CONV_2D:99"])
     with pytest.raises(ModelLoadError, match="has 0 MEAN"):
         _keep_float(flatbuffer, ["MEAN:0"])
+
+
+def test_the_engine_split_gives_the_whole_models_outputs(int8_file):
+    """The float and int8 files cut into network + NMS (two cores for a lone request) answer as
+    the unsplit files do, bit for bit (see test_lone_request.py)."""
+    from tests.integration.test_lone_request import assert_split_matches_whole
+
+    for model_file in (int8_file, int8_file.with_name("ssd_float.tflite")):
+        assert_split_matches_whole(model_file)

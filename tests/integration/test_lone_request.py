@@ -1,0 +1,116 @@
+"""A lone request's network uses the worker's idle cores; the NMS always runs on one.
+
+The engine cuts each ``.tflite`` in two in memory (network, then ``TFLite_Detection_PostProcess``)
+so that it can. Checked here on TF's published int8 SSD MobileNet v1 (the float and calibrated
+int8 SSDLite files get the same checks in ``test_int8.py``): the halves give the whole model's
+outputs bit for bit on one core and on two, a lone request takes the two-core runner, and
+concurrent ones never do.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import IMAGES, QUANT_ARCHIVE, image_bytes, require
+from tests.support.litert import engine_outputs, whole_model_outputs
+
+PHOTOS = ["dog.jpg", "horses.jpg", "giraffe.jpg", "jockey.jpg", "kite.jpg", "baby-bear.jpg", "person.jpg"]
+
+
+@pytest.fixture(scope="module")
+def quant_file(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("quant")
+    with zipfile.ZipFile(require(QUANT_ARCHIVE)) as archive:
+        archive.extractall(target)
+    return target / "detect.tflite"
+
+
+def frames(size: tuple[int, int]) -> list[np.ndarray]:
+    from PIL import Image
+
+    return [np.asarray(Image.open(IMAGES / name).convert("RGB").resize(size)) for name in PHOTOS]
+
+
+def assert_split_matches_whole(model_file: Path) -> None:
+    """Both runners of an engine (one core, two cores) give the unsplit model's outputs exactly."""
+    from core.ssd.engines.litert import TFLiteEngine
+
+    engine = TFLiteEngine(model_file, engine_threads=1, lone_threads=2)
+    photos = frames(engine.input_size)
+    expected = whole_model_outputs(model_file, photos)
+    for lone in (False, True):
+        for got, want in zip(engine_outputs(engine, photos, lone), expected, strict=True):
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_split_gives_the_whole_models_outputs(quant_file):
+    assert_split_matches_whole(quant_file)
+
+
+def test_a_lone_request_uses_the_lone_runner_and_an_overlapping_one_never(quant_file):
+    from core.ssd.engines.litert import TFLiteEngine
+
+    engine = TFLiteEngine(quant_file, engine_threads=2, lone_threads=2)
+    lone = engine._lone
+    assert lone is not None
+    seen: list[int] = []  # inferences running (this one included) each time the lone runner ran
+
+    def spy(frame):
+        seen.append(engine._running)
+        return lone(frame)
+
+    engine._lone = spy  # type: ignore[assignment]
+    image = frames(engine.input_size)[0][np.newaxis]
+    engine(image)
+    assert seen == [1], "a request alone in the engine should take the lone-request runner"
+    engine._running += 1  # another inference is running: the next request must stay on one core
+    try:
+        engine(image)
+    finally:
+        engine._running -= 1
+    assert seen == [1]
+    assert engine._running == 0 and engine._idle.qsize() == 2, "every runner is back, nothing counted twice"
+
+
+def test_no_lone_runner_when_one_core_is_asked_for(quant_file):
+    from core.ssd.engines.litert import TFLiteEngine
+
+    assert TFLiteEngine(quant_file, engine_threads=2, lone_threads=1)._lone is None
+    assert TFLiteEngine(quant_file, engine_threads=1)._lone is None
+
+
+def test_answers_are_the_same_whoever_runs_them(quant_file):
+    """Concurrent requests (pooled runners, single-threaded) and lone ones (two cores) answer alike."""
+    from core import load_detector
+
+    detector = load_detector(quant_file.parent, engine_threads=2, lone_threads=2)
+    names = ["baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg"] * 3
+    images = {name: image_bytes(name) for name in set(names)}
+    alone = {name: detector.predict_json(data, 0.3) for name, data in images.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda n: detector.predict_json(images[n], 0.3), names))
+    assert together == [alone[name] for name in names]
+
+
+def test_a_model_without_the_postprocess_op_is_refused_with_its_name(tmp_path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from core.errors import ModelLoadError
+    from core.ssd.engines.litert import TFLiteEngine
+
+    with zipfile.ZipFile(require(QUANT_ARCHIVE)) as archive:
+        archive.extractall(tmp_path)
+    model = flatbuffer_utils.read_model(str(tmp_path / "detect.tflite"))
+    graph = model.subgraphs[0]
+    graph.outputs = list(graph.operators[-1].inputs[:2])
+    graph.operators = graph.operators[:-1]
+    cut = tmp_path / "network-only.tflite"
+    flatbuffer_utils.write_model(model, str(cut))
+    with pytest.raises(ModelLoadError, match="not an SSD detection model: it has no TFLite_Detection_PostProcess op"):
+        TFLiteEngine(cut, 1)
