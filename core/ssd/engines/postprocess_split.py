@@ -95,7 +95,7 @@ def split_postprocess(model: bytes, name: str = "model") -> SplitModel:
     tail_graph.inputs = op.inputs[:2]
     tail_graph.outputs = list(op.outputs)
     tail.subgraphs = [tail_graph]
-    return SplitModel(network=_pack(flatbuffers, network), postprocess=_pack(flatbuffers, tail))
+    return SplitModel(network=_pack(flatbuffers, network, len(model)), postprocess=_pack(flatbuffers, tail, 1 << 16))
 
 
 def _code_name(code) -> str:
@@ -109,7 +109,7 @@ def _data(model, buffer: int):
     return data if data is not None and len(data) else None
 
 
-def _pack(flatbuffers, model) -> bytes:
-    builder = flatbuffers.Builder(1 << 20)
+def _pack(flatbuffers, model, size: int) -> bytes:
+    builder = flatbuffers.Builder(size + (1 << 16))  # room for it all: growing copies the buffer each time
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
