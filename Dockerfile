@@ -14,6 +14,8 @@
 #
 # The model stage downloads the model through the project's verified fetcher, so a checksum
 # mismatch fails the build; the runtime stage holds only the venv, the verified model and the code.
+# The runtime is one squashed copy of python:3.11-slim with what a served model never uses deleted
+# (stage `base`), so the deletions really leave the image. Sizes: docs/performance.md, "Image size".
 # Build args end up in the image's ENV and history: never put credentials in MODEL_URL here.
 
 # Stage 1, on the machine that builds (never emulated): the model, fetched and verified, and for
@@ -50,6 +52,11 @@ ARG MODEL_SHA256=""
 # BACKEND=tflite converts a frozen graph to float TFLite here (`python -m core optimize`, which needs
 # TensorFlow; recorded in the manifest), BACKEND=tflite-int8 to float and int8 (`--int8`), unless
 # the model already is a .tflite (the published int8 one).
+# `python -m core prune` then removes the files the image's backend never reads (for a converted
+# graph: the archive's frozen graph and SavedModel, 36 MB for SSDLite) and records them in the
+# manifest, so the service verifies the rest and another BACKEND fails naming them. The int8 image
+# keeps the float model too (18 MB): its fallback if int8 failed the accuracy gate, and
+# BACKEND=tflite still works in it.
 RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && if [ -n "$(find "$installed" -name '*.tflite')" ]; then \
@@ -58,6 +65,11 @@ RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | t
            python -m core optimize "$installed" --int8; \
        elif [ "$BACKEND" = tflite ]; then \
            python -m core optimize "$installed"; \
+       fi \
+    && if [ "$BACKEND" = tflite-int8 ]; then \
+           python -m core prune "$installed" --backend tflite-int8 --backend tflite; \
+       else \
+           python -m core prune "$installed" --backend "$BACKEND"; \
        fi \
     && mkdir -p /out/models \
     && mv "$installed" /out/models/ \
@@ -78,11 +90,24 @@ ARG BACKEND=tflite-int8
 # only, which the runtime never contains; not version-pinned, as a pin would break when the base
 # image moves to a new Debian) saves about 220 MB and changes no code (the dynamic symbols stay).
 # pip and setuptools (about 26 MB) only install packages; the service never imports them.
+# The LiteRT venv loses what serving a model through LiteRT's Interpreter never loads (checked in a
+# running container: its imports and /proc/self/maps after every endpoint answered):
+#   ai_edge_litert's WebGPU accelerator (libLiteRtWebGpuAccelerator.so, 19 MB; only the CompiledModel
+#   API loads it, on a GPU), its tools/ (model benchmark and NPU plugin runner, 8 MB), vendors/
+#   (NPU vendor plugins, 4.5 MB) and aot/ (ahead-of-time NPU compilation);
+#   every package's tests/ (numpy's alone 13 MB), numpy's f2py and distutils (build tools) and
+#   the *.pyi type stubs (read by type checkers only).
+# The .pyc files stay: workers start faster with them (ready <= 1 s is a target).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN python -m venv /opt/venv \
     && if [ "${BACKEND#tflite}" != "$BACKEND" ]; then \
-           pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock; \
+           pip install --no-cache-dir --require-hashes -r /src/requirements-tflite.lock \
+           && site="$(echo /opt/venv/lib/python3*/site-packages)" \
+           && rm -rf "$site"/ai_edge_litert/libLiteRtWebGpuAccelerator.so "$site"/ai_edge_litert/tools \
+               "$site"/ai_edge_litert/vendors "$site"/ai_edge_litert/aot "$site"/numpy/f2py "$site"/numpy/distutils \
+           && find "$site" -depth -type d -name tests -exec rm -rf {} + \
+           && find "$site" -name '*.pyi' -delete; \
        else \
            apt-get update \
            && apt-get install -y --no-install-recommends binutils \
@@ -95,7 +120,39 @@ RUN python -m venv /opt/venv \
     && python -m pip uninstall --yes --quiet pip setuptools
 
 
-FROM python:3.11-slim AS runtime
+# Stage 3: python:3.11-slim without what a served model never uses, squashed into the runtime
+# below (FROM scratch + one COPY), so that what is deleted here is not in the image at all (a
+# deletion in a layer on top of the base would only hide the files). The paths cover both layouts:
+# the official image's Python in /usr/local, Debian's in /usr/lib (container-smoke's stand-in).
+#   apt lists, caches and logs; docs, man and info pages; message translations (/usr/share/locale;
+#     the C.UTF-8 locale itself is in /usr/lib/locale and stays);
+#   pip, setuptools, wheel and the wheels ensurepip installs: installing packages happens in the
+#     deps stage, never in a running container;
+#   Python's test suite, IDLE, tkinter, turtledemo, lib2to3 (2to3) and pydoc's topic data.
+# dpkg's database stays, so image scanners still see which Debian packages (and versions) are in.
+FROM python:3.11-slim AS base
+
+# A fixed numeric UID so Kubernetes' runAsNonRoot can verify it; no home, no shell, no log entries.
+RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app \
+    && rm -rf /var/lib/apt/lists/* /var/cache/* /var/log/* \
+        /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* /usr/share/python-wheels \
+        /usr/local/bin/pip* /usr/bin/pip* \
+    && for lib in /usr/local/lib/python3.11 /usr/lib/python3.11 /usr/lib/python3; do \
+           rm -rf "$lib/test" "$lib/idlelib" "$lib/tkinter" "$lib/turtledemo" "$lib/lib2to3" "$lib/pydoc_data" \
+               "$lib/ensurepip" "$lib"/*-packages/pip "$lib"/*-packages/pip-* "$lib"/*-packages/setuptools \
+               "$lib"/*-packages/setuptools-* "$lib"/*-packages/wheel "$lib"/*-packages/wheel-* \
+               "$lib"/*-packages/pkg_resources "$lib"/*-packages/_distutils_hack \
+               "$lib"/*-packages/distutils-precedence.pth; \
+       done
+
+
+FROM scratch AS runtime
+
+# The squashed base: the base image's ENV does not carry over FROM scratch, so PATH and LANG are
+# set again below (as python:3.11-slim sets them). DL3067 warns against copying a whole filesystem
+# from a stage; here that is the point: it is the only way deleted base files leave the image.
+# hadolint ignore=DL3067
+COPY --from=base / /
 
 ARG MODEL=ssd_mobilenet_v1
 ARG MODEL_URL=""
@@ -119,7 +176,8 @@ LABEL org.opencontainers.image.title="object-detector" \
 # (outside one, the default is loopback only).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PATH=/opt/venv/bin:$PATH \
+    PATH=/opt/venv/bin:/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
     HOME=/tmp \
     ASSETS_DIR=/app/assets \
     HOST=0.0.0.0 \
@@ -129,16 +187,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODEL_SHA256=${MODEL_SHA256} \
     BACKEND=${BACKEND}
 
-# A fixed numeric UID so Kubernetes' runAsNonRoot can verify it; no home, no shell, no log entries.
-RUN useradd --no-log-init --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
-
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 # pyproject.toml: the API reads the project's version from it (Swagger's info.version).
 COPY app.py config.py gunicorn.conf.py pyproject.toml LICENSE ./
 COPY api/ api/
 COPY core/ core/
-COPY assets/ assets/
+# The catalog and the label maps; not assets/calibration (2.8 MB), which only the model stage reads.
+COPY assets/catalog.json assets/
+COPY assets/labels/ assets/labels/
 COPY --from=model /out/models/ assets/models/
 
 # Files stay root-owned, so the service user cannot change its own code or model.

@@ -430,7 +430,9 @@ def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | Non
             if lone and single:
                 ratios.append([f"{backend}: HTTP p50 @1 client / {label}", f"{lone.pct(50) / single.pct(50):.2f}"])
             if busy and busy_single:
-                ratios.append([f"{backend}: HTTP requests/s @4 clients / {label}", f"{busy.rate / busy_single.rate:.2f}"])
+                ratios.append(
+                    [f"{backend}: HTTP requests/s @4 clients / {label}", f"{busy.rate / busy_single.rate:.2f}"]
+                )
     if "tf" in raw:
         tf_best = max(r.rate for r in raw["tf"])
         for backend in ("tflite-float", "tflite-int8", "v1-quant"):
@@ -492,7 +494,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument("--cpu-requests", type=int, default=40, help="requests per CPU breakdown")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: v1-quant model (also on one core), 2 photos, 4 requests, 1-2 clients"
+        "--quick",
+        action="store_true",
+        help="smoke run: v1-quant model (also on one core), 2 photos, 4 requests, 1-2 clients",
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -37,6 +37,12 @@ class Manifest:
     derived: list[str] = dataclasses.field(default_factory=list)
     #: Checks made on a derived file when it was written, by its path (the int8 model's accuracy gate).
     checks: dict[str, dict] = dataclasses.field(default_factory=dict)
+    #: Files removed after the install (``python -m core prune``) because no backend in
+    #: ``pruned_for`` reads them: path -> the digests they had. They stay listed in ``files``
+    #: (the catalog's pins still describe the install); verification skips them while they are absent.
+    pruned: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    #: After a prune: the backends that can still serve this directory (empty: never pruned).
+    pruned_for: list[str] = dataclasses.field(default_factory=list)
 
 
 def read_manifest(model_dir: Path) -> Manifest:
@@ -52,12 +58,15 @@ def read_manifest(model_dir: Path) -> Manifest:
 
 
 def verify_installed(model_dir: Path, *, except_for: str | None = None) -> Manifest:
-    """Re-hash every file the manifest lists (but ``except_for``); :class:`IntegrityError` on any difference."""
+    """Re-hash every file the manifest lists (but ``except_for``, and pruned files that are absent);
+    :class:`IntegrityError` on any difference."""
     manifest = read_manifest(model_dir)
     for rel, expected in manifest.files.items():
         if rel == except_for:
             continue
         path = model_dir / rel
+        if rel in manifest.pruned and not path.exists():  # removed on purpose; a file put back is checked
+            continue
         if not path.is_file():
             raise IntegrityError(f"{rel} is listed in {model_dir / MANIFEST} but missing")
         check_digests(rel, expected, hash_file(path, expected))
@@ -91,9 +100,27 @@ def record_derived_file(model_dir: Path, rel: str, check: dict | None = None) ->
         files={**manifest.files, rel: hash_file(model_dir / rel)},
         derived=sorted({*manifest.derived, rel}),
         checks=checks,
+        pruned={key: value for key, value in manifest.pruned.items() if key != rel},  # made again: here again
     )
     write_manifest(model_dir, updated)
     log.info("recorded %s (sha256 %s) in %s", rel, updated.files[rel]["sha256"], model_dir / MANIFEST)
+    return updated
+
+
+def record_pruned(model_dir: Path, removed: list[str], pruned_for: list[str]) -> Manifest:
+    """Record that ``removed`` (files the manifest lists) are about to be deleted because only the
+    backends in ``pruned_for`` will be served from ``model_dir``. The directory must verify first.
+    Call it before deleting: a prune interrupted after this leaves files that still verify."""
+    manifest = verify_installed(model_dir)
+    unknown = sorted(set(removed) - set(manifest.files))
+    if unknown:
+        raise ArtifactError(f"cannot prune {', '.join(unknown)}: not listed in {model_dir / MANIFEST}")
+    updated = dataclasses.replace(
+        manifest,
+        pruned={**manifest.pruned, **{rel: manifest.files[rel] for rel in removed}},
+        pruned_for=sorted(pruned_for),
+    )
+    write_manifest(model_dir, updated)
     return updated
 
 

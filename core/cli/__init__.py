@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from core.cli import fetch, optimize, predict
+from core.cli import fetch, optimize, predict, prune
 
 
 def build_parser(prog: str = "objdet") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Object detection on the command line.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (fetch, optimize, predict):
+    for module in (fetch, optimize, predict, prune):
         module.register(commands)
     return parser
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from core.artifacts.catalog import Catalog, CatalogEntry, load_catalog
 from core.artifacts.download import public_url
 from core.artifacts.install import ensure_model, installed_model_dir
-from core.artifacts.manifest import read_manifest, verify_installed
+from core.artifacts.manifest import Manifest, read_manifest, verify_installed
 from core.artifacts.optimize import DEFAULT_NAME as FLOAT_NAME
 from core.artifacts.plan import Source
 from core.artifacts.quantize import DEFAULT_NAME as INT8_NAME
 from core.errors import DetectorError, ModelLoadError
 from core.model.wrapper import ModelInfo
-from core.ssd.detector import SSDMobileNet, find_model, label_map_for
+from core.ssd.detector import SSDMobileNet, find_model, label_map_file, label_map_for
 from core.ssd.engines.base import Engine
 
 log = logging.getLogger(__name__)
@@ -146,21 +146,86 @@ def _installed_detector(
         license=entry.license if entry else "see the model archive",
         extra={"version": manifest.archive["sha256"][:12], "installed_at": manifest.installed_at},
     )
+    if manifest.pruned_for and backend != "auto" and backend not in manifest.pruned_for:
+        raise ModelLoadError(_pruned_message(model_dir, name, manifest, backend))
+    try:
+        model_file, fmt, served, fallback = _resolve(model_dir, name, manifest, entry, backend)
+    except ModelLoadError as exc:
+        if manifest.pruned:  # e.g. BACKEND=auto, and the file it would pick was pruned
+            raise ModelLoadError(f"{_pruned_message(model_dir, name, manifest, backend)} ({exc})") from exc
+        raise
+    if fallback:
+        log.warning("%s: %s; serving the float TFLite model %s instead", name, fallback, model_file.name)
+        info.extra["fallback"] = fallback
+    _require_listed(model_dir, model_file, manifest.files)
+    return detector_at(
+        model_file, fmt=fmt, backend=served, engine_threads=engine_threads, lone_threads=lone_threads, info=info
+    )
+
+
+def files_read(model_dir: Path, backend: str, catalog: Catalog | None = None) -> set[str]:
+    """The files of an installed model (paths relative to ``model_dir``) that serving it with
+    ``backend`` reads: the network file (every file of a SavedModel), the int8 model's float
+    fallback when it is the one served (and the int8 file whose verdict says so), and a label
+    map shipped with the model. Found the way the service finds them; :class:`ModelLoadError`
+    if ``backend`` cannot serve the directory."""
+    manifest = read_manifest(model_dir)
+    catalog = catalog or load_catalog()
+    entry = catalog.get(manifest.model) if manifest.model else None
+    model_file, fmt, served, fallback = _resolve(model_dir, model_dir.name, manifest, entry, backend)
+    if (served in LITERT_BACKENDS) != (fmt == "tflite"):
+        raise ModelLoadError(f"backend {backend!r} cannot run a {fmt} model ({model_file})")
+    files = sorted(p for p in model_file.rglob("*") if p.is_file()) if model_file.is_dir() else [model_file]
+    files.append(label_map_file(model_file, model_file if model_file.is_dir() else model_file.parent))
+    if fallback:  # the int8 file's recorded verdict is what sends the service to the float one
+        files.append(_converted(model_dir, model_dir.name, int8=True))
+    return {p.relative_to(model_dir).as_posix() for p in files if p.is_relative_to(model_dir)}
+
+
+def _resolve(
+    model_dir: Path, name: str, manifest: Manifest, entry: CatalogEntry | None, backend: str
+) -> tuple[Path, str, str, str | None]:
+    """The network file ``backend`` serves from an install, its format, the backend that serves
+    it (``tflite`` when the int8 model falls back to the float one) and why it fell back, if it did."""
     family = "tflite" if backend in LITERT_BACKENDS else backend
     if entry and backend != "auto" and family not in entry.backends:
         raise ModelLoadError(f"{entry.name} runs on the {' or '.join(entry.backends)} backend, not {backend}")
     path = model_dir / entry.model_file if entry else model_dir
-    fmt = entry.format if entry else None
+    fmt = entry.format if entry else _archive_format(model_dir, manifest)
+    fallback = None
     if backend == "tflite-int8" and fmt != "tflite":  # the int8 file `python -m core optimize --int8` wrote
-        path, backend = _int8_or_fallback(model_dir, name, manifest.checks, info)
-        fmt = "tflite"
+        path, fallback = _int8_or_fallback(model_dir, name, manifest.checks)
+        backend, fmt = ("tflite" if fallback else backend), "tflite"
     elif backend == "tflite" and fmt != "tflite":  # the .tflite `python -m core optimize` wrote beside it
         path = _converted(model_dir, name, int8=False)
         fmt = "tflite"
     model_file, fmt = find_model(path, fmt)
-    _require_listed(model_dir, model_file, manifest.files)
-    return detector_at(
-        model_file, fmt=fmt, backend=backend, engine_threads=engine_threads, lone_threads=lone_threads, info=info
+    return model_file, fmt, backend, fallback
+
+
+def _archive_format(model_dir: Path, manifest: Manifest) -> str | None:
+    """``tflite`` when a custom archive itself is a TFLite model (no graph came with it, only a
+    .tflite: the published int8 one), as a catalog entry of that format says; else None (found later)."""
+    fetched = [rel for rel in manifest.files if rel not in manifest.derived]
+    if any(rel.endswith(".tflite") for rel in fetched) and not any(
+        rel.endswith(("frozen_inference_graph.pb", "saved_model.pb")) for rel in fetched
+    ):
+        return "tflite"
+    return None
+
+
+#: The release tag suffix of the image built for each backend (docs/deployment.md).
+IMAGE_VARIANT = {"tf": "-tf", "tflite": "-tflite", "tflite-int8": "no suffix"}
+
+
+def _pruned_message(model_dir: Path, name: str, manifest: Manifest, backend: str) -> str:
+    """Why ``backend`` cannot serve a pruned install: what was removed, and where it is served."""
+    variant = f" (release tag: {IMAGE_VARIANT[backend]})" if backend in IMAGE_VARIANT else ""
+    return (
+        f"BACKEND={backend} cannot serve {name}: {model_dir} was pruned for BACKEND="
+        f"{' or '.join(manifest.pruned_for)} (`python -m core prune`), which removed "
+        f"{', '.join(sorted(manifest.pruned))}. Use the image built with --build-arg BACKEND={backend}"
+        f"{variant}, or install the model again under another ASSETS_DIR (`python -m core fetch`)"
     )
 
 
@@ -181,20 +246,16 @@ def _converted(model_dir: Path, name: str, int8: bool) -> Path:
     return found[0]
 
 
-def _int8_or_fallback(model_dir: Path, name: str, checks: Mapping[str, dict], info: ModelInfo) -> tuple[Path, str]:
-    """The int8 file and ``tflite-int8`` when it passed its accuracy gate at conversion (the
-    manifest records the verdict); else the float file and ``tflite``, said in the log and in
-    the model's metadata (``fallback``)."""
+def _int8_or_fallback(model_dir: Path, name: str, checks: Mapping[str, dict]) -> tuple[Path, str | None]:
+    """The int8 file, and None, when it passed its accuracy gate at conversion (the manifest
+    records the verdict); else the float file and why (the caller says it in the log and in the
+    model's metadata, ``fallback``)."""
     int8 = _converted(model_dir, name, int8=True)
     verdict = checks.get(int8.relative_to(model_dir).as_posix())
     if verdict and verdict.get("passed") is True:
-        return int8, "tflite-int8"
+        return int8, None
     reason = (verdict.get("reason") or "failed") if verdict else "no verdict recorded in the manifest"
-    fallback = f"int8 failed the accuracy gate: {reason}"
-    float_file = _converted(model_dir, name, int8=False)
-    log.warning("%s: %s; serving the float TFLite model %s instead", name, fallback, float_file.name)
-    info.extra["fallback"] = fallback
-    return float_file, "tflite"
+    return _converted(model_dir, name, int8=False), f"int8 failed the accuracy gate: {reason}"
 
 
 def _require_listed(model_dir: Path, model_file: Path, listed: Mapping[str, object]) -> None:

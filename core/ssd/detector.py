@@ -110,10 +110,15 @@ def find_model(path: Path, fmt: str | None = None) -> tuple[Path, str]:
     raise ModelLoadError(f"no frozen_inference_graph.pb, saved_model/ or .tflite file under {path}")
 
 
-def label_map_for(model_file: Path, root: Path) -> dict[int, str]:
-    """A label map shipped beside the model wins; otherwise the COCO map in ``assets/``."""
+def label_map_file(model_file: Path, root: Path) -> Path:
+    """The label map :func:`label_map_for` reads: one shipped beside the model, else ``assets/``'s COCO map."""
     for folder in dict.fromkeys((model_file.parent, root)):  # ordered: the model's own folder first
         for name in ("labelmap.txt", "labels.txt"):
             if (folder / name).is_file():
-                return read_label_map(folder / name)
-    return read_label_map(COCO_LABELS)
+                return folder / name
+    return COCO_LABELS
+
+
+def label_map_for(model_file: Path, root: Path) -> dict[int, str]:
+    """A label map shipped beside the model wins; otherwise the COCO map in ``assets/``."""
+    return read_label_map(label_map_file(model_file, root))

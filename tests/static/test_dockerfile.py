@@ -42,10 +42,27 @@ def test_builder_fetches_the_model_through_the_verified_fetcher():
 
 
 def test_runtime_is_slim_python_311_without_build_tools():
-    runtime = runtime_stage()
-    assert runtime.base == "python:3.11-slim"
-    for rest in runtime.args("RUN"):
+    """The runtime is python:3.11-slim squashed (stage ``base``, copied whole into ``FROM scratch``,
+    so the files deleted there are not in the image), and installs nothing itself."""
+    runtime, base = runtime_stage(), stage("base")
+    assert base.base == "python:3.11-slim"
+    assert runtime.base == "scratch" and runtime.args("COPY")[0] == "--from=base / /"
+    assert not runtime.args("RUN")
+    for rest in base.args("RUN"):
         assert "apt-get" not in rest and "pip install" not in rest, rest
+
+
+def test_the_squashed_base_keeps_what_the_base_image_set():
+    """FROM scratch drops the base image's ENV: the runtime sets PATH (the venv first, then
+    python:3.11-slim's) and LANG again; the trim covers both Python layouts (/usr/local: the
+    official image, /usr/lib: Debian's, as in container-smoke's stand-in) and keeps dpkg's database."""
+    env = runtime_stage().env()
+    assert env["PATH"].split(":")[:3] == ["/opt/venv/bin", "/usr/local/bin", "/usr/local/sbin"]
+    assert env["LANG"] == "C.UTF-8"
+    trim = " ".join(stage("base").args("RUN"))
+    assert "/usr/local/lib/python3.11" in trim and "/usr/lib/python3.11" in trim
+    assert "useradd" in trim and "--uid 10001" in trim
+    assert "/var/lib/dpkg" not in trim
 
 
 def test_model_build_args_become_runtime_env_with_the_settings_defaults():
@@ -69,7 +86,7 @@ def test_runtime_env_names_are_settings_or_interpreter_switches():
     # The container listens on every interface (else -p and Services cannot reach it); outside one
     # the default stays loopback only.
     assert env["HOST"] == "0.0.0.0" and Settings().host == "127.0.0.1"
-    not_ours = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PATH", "HOME", "TF_CPP_MIN_LOG_LEVEL"}
+    not_ours = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PATH", "LANG", "HOME", "TF_CPP_MIN_LOG_LEVEL"}
     assert set(env) - not_ours <= set(ENV_VARS)
 
 
@@ -105,7 +122,10 @@ def test_runtime_copies_all_service_code_and_the_verified_model():
     copies = [words for words in runtime_stage().words("COPY") if not words[0].startswith("--from")]
     sources = {src for words in copies for src in words[:-1]}
     assert _project_code() <= sources | {"assets/"}, "code missing from the image"
-    assert "assets/" in sources
+    # What the service reads from assets/ (core/assets.py); the calibration photos only the model stage reads.
+    assert {"assets/catalog.json", "assets/labels/"} <= sources
+    assert not any(src.startswith("assets/calibration") or src == "assets/" for src in sources)
+    assert "assets/" in {src for words in stage("model").words("COPY") for src in words[:-1]}
     from_model = [w for w in runtime_stage().words("COPY") if w[0] == "--from=model"]
     assert ["--from=model", "/out/models/", "assets/models/"] in from_model
 
@@ -143,6 +163,9 @@ def test_backend_build_arg_reaches_the_service_and_tflite_images_drop_tensorflow
     assert runtime.env()["BACKEND"] == "${BACKEND}"
     fetch = next(rest for rest in model.args("RUN") if "python -m core fetch" in rest)
     assert "python -m core optimize" in fetch and "--int8" in fetch
+    # The files the image's backend never reads are pruned, on the record (core/serving/prune.py).
+    assert 'python -m core prune "$installed" --backend "$BACKEND"' in fetch
+    assert 'python -m core prune "$installed" --backend tflite-int8 --backend tflite' in fetch
     venv = " ".join(deps.args("RUN"))
     assert "--require-hashes -r /src/requirements-tflite.lock" in venv
     assert "--require-hashes -r /src/requirements.lock" in venv
