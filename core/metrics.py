@@ -12,17 +12,27 @@ show nothing.
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import Any
 
+_lock = threading.Lock()
+_histogram: Any = None
 
-@cache
+
 def inference_seconds() -> Any:
-    """The histogram of seconds per image for preprocess + network + postprocess (decoding excluded)."""
-    from prometheus_client import Histogram
+    """The histogram of seconds per image for preprocess + network + postprocess (decoding excluded).
 
-    return Histogram(
-        "objdet_inference_seconds",
-        "Model inference time per image (preprocess, network, postprocess), in seconds",
-        buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
-    )
+    Made once under a lock: threads that detect at once for the first time would otherwise each
+    register it, and prometheus-client refuses the second (``DuplicateTimeseries``).
+    """
+    global _histogram
+    with _lock:
+        if _histogram is None:
+            from prometheus_client import Histogram
+
+            _histogram = Histogram(
+                "objdet_inference_seconds",
+                "Model inference time per image (preprocess, network, postprocess), in seconds",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
+            )
+        return _histogram
