@@ -75,6 +75,13 @@ def on_exit(server):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def post_fork(server, worker):
+    """Two malloc arenas per worker, set before its threads start (core.model.budget says why)."""
+    from core.model.budget import limit_malloc_arenas
+
+    limit_malloc_arenas(2)
+
+
 def post_worker_init(worker):
     """Make SIGTERM refuse new connections at once instead of leaving them hanging.
 

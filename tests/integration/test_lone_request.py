@@ -57,6 +57,7 @@ def test_a_lone_request_uses_the_lone_runner_and_an_overlapping_one_never(quant_
     from core.ssd.engines.litert import TFLiteEngine
 
     engine = TFLiteEngine(quant_file, engine_threads=2, lone_threads=2)
+    assert engine.lone_built.wait(60)
     lone = engine._lone
     assert lone is not None
     seen: list[int] = []  # inferences running (this one included) each time the lone runner ran
@@ -81,15 +82,36 @@ def test_a_lone_request_uses_the_lone_runner_and_an_overlapping_one_never(quant_
 def test_no_lone_runner_when_one_core_is_asked_for(quant_file):
     from core.ssd.engines.litert import TFLiteEngine
 
-    assert TFLiteEngine(quant_file, engine_threads=2, lone_threads=1)._lone is None
-    assert TFLiteEngine(quant_file, engine_threads=1)._lone is None
+    for engine in (TFLiteEngine(quant_file, engine_threads=2, lone_threads=1), TFLiteEngine(quant_file, 1)):
+        assert engine.lone_built.is_set() and engine._lone is None
+
+
+def test_a_model_that_cannot_be_cut_still_serves_on_one_core(quant_file, monkeypatch, caplog):
+    """The lone-request runner is a speed-up: when it cannot be built, the pool serves as before."""
+    import core.ssd.engines.litert as litert
+    from core.errors import ModelLoadError
+
+    def refuse(model, name):
+        raise ModelLoadError(f"{name}: its TFLite_Detection_PostProcess op is not the model's last step")
+
+    monkeypatch.setattr(litert, "split_postprocess", refuse)
+    with caplog.at_level("WARNING", logger="core.ssd.engines.litert"):
+        engine = litert.TFLiteEngine(quant_file, engine_threads=2, lone_threads=2)
+        assert engine.lone_built.wait(60)
+    assert engine._lone is None
+    assert "a lone request stays on one core: detect.tflite: its TFLite_Detection_PostProcess op" in caplog.text
+    expected = whole_model_outputs(quant_file, frames(engine.input_size)[:1])[0]
+    got = engine(frames(engine.input_size)[0][np.newaxis])
+    np.testing.assert_array_equal(got.scores, expected[2][0, : int(expected[3][0])])
 
 
 def test_answers_are_the_same_whoever_runs_them(quant_file):
-    """Concurrent requests (pooled runners, single-threaded) and lone ones (two cores) answer alike."""
+    """Concurrent requests (pooled runners, single-threaded) and lone ones (two cores: the resize in
+    bands, the network on two threads, the NMS apart) answer alike, on full-size photos."""
     from core import load_detector
 
     detector = load_detector(quant_file.parent, engine_threads=2, lone_threads=2)
+    assert detector._engine.lone_built.wait(60) and detector._engine._lone is not None
     names = ["baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg"] * 3
     images = {name: image_bytes(name) for name in set(names)}
     alone = {name: detector.predict_json(data, 0.3) for name, data in images.items()}

@@ -27,7 +27,9 @@ def whole_model_outputs(model_file: Path, frames: list[np.ndarray], threads: int
 
 def engine_outputs(engine, frames: list[np.ndarray], lone: bool) -> list[tuple[np.ndarray, ...]]:
     """The same four outputs from one of ``engine``'s runners: the lone-request one or a pooled one."""
+    assert engine.lone_built.wait(60), "the lone-request runner was never built"
     runner = engine._lone if lone else engine._idle.get()
+    assert runner is not None
     try:
         return [runner(frame) for frame in frames]
     finally:

@@ -41,3 +41,20 @@ def test_very_wide_images_give_the_same_result_and_leave_no_large_buffer():
     wide = rng.integers(0, 256, (2, 200_000, 3), dtype=np.uint8)  # a 1.2 MB row, 720 MB if 600 rows were kept
     resize_bilinear(wide, (300, 300), np.empty((300, 300, 3), np.uint8))
     assert resize._scratch.arrays[0].nbytes <= resize.MAX_KEPT_BYTES
+
+
+def test_a_resize_shared_by_threads_in_bands_gives_the_same_bytes():
+    """The lone-request runner resizes in bands on two or more threads: same bytes as one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.ssd.engines.resize import resize_into
+
+    rng = np.random.default_rng(7)
+    with ThreadPoolExecutor(2) as helpers:
+        for shape in [(480, 640, 3), (301, 257, 3), (300, 300, 3), (5, 900, 3)]:
+            image = rng.integers(0, 256, shape, dtype=np.uint8)
+            alone = resize_bilinear(image, (300, 300), np.empty((300, 300, 3), np.uint8))
+            for parts in (2, 3):
+                shared = np.zeros((300, 300, 3), np.uint8)
+                resize_into(image, (300, 300), shared, helpers, parts)
+                np.testing.assert_array_equal(shared, alone)

@@ -7,12 +7,14 @@ fraction of the memory. Both the official int8 SSD-MobileNet v1 and the models w
 
 A LiteRT ``Interpreter`` is not thread-safe, so the engine keeps a pool of runners, one per
 engine thread; a request thread borrows one, writes the image into its own input buffer and
-gives it back. Pooled runners are single-threaded: one core per inference is the fastest split
-under concurrent load (docs/performance.md). A request that finds no other inference running
-takes the *lone-request* runner instead, whose network uses ``lone_threads`` cores, so the
-idle ones shorten its wait. The NMS always runs single-threaded, in its own interpreter
-(:mod:`core.ssd.engines.postprocess_split` says why). Images are resized the way the TF
-graphs' own preprocessor does it (:mod:`core.ssd.engines.resize`).
+gives it back. Pooled runners run the whole model on one core: the fastest split under
+concurrent load (docs/performance.md). A request that finds no other inference running takes
+the *lone-request* runner instead, whose network uses ``lone_threads`` cores so the idle ones
+shorten its wait; its NMS runs on one core in an interpreter of its own
+(:mod:`core.ssd.engines.postprocess_split` says why). That runner is built in the background
+once the pool is ready, so it costs the start nothing; until then, and for a model that cannot
+be cut, every request runs on one core. Images are resized the way the TF graphs' own
+preprocessor does it (:mod:`core.ssd.engines.resize`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +42,28 @@ RAW_PIXEL_INPUTS = ((0.0, 0), (1.0, 0), (0.0078125, 128))
 
 
 class _Runner:
-    """A network interpreter and the single-threaded NMS interpreter it feeds; one request at a time."""
+    """An interpreter running the whole model, or one running the network and feeding a
+    single-threaded NMS interpreter (``postprocess``); one request at a time."""
 
-    def __init__(self, network, postprocess, path: Path) -> None:
+    def __init__(self, network, path: Path, postprocess=None, threads: int = 1) -> None:
         self.network, self.postprocess = network, postprocess
+        # A runner on several cores resizes on them too, in bands (core.ssd.engines.resize).
+        self.threads = threads
+        self.helpers = ThreadPoolExecutor(threads - 1, thread_name_prefix="lone-resize") if threads > 1 else None
         self.input, self.links, self.outputs, self.input_size = _describe(network, postprocess, path)
+        self(np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8))  # warm: the first call sets up kernels
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, ...]:
         # Resize straight into the interpreter's own input buffer: nothing model-sized is allocated.
-        resize_into(frame, self.input_size, out=self.network.tensor(self.input)()[0])
+        resize_into(frame, self.input_size, self.network.tensor(self.input)()[0], self.helpers, self.threads)
         self.network.invoke()
-        for source, target in self.links:
-            np.copyto(self.postprocess.tensor(target)(), self.network.tensor(source)())
-        self.postprocess.invoke()
-        return tuple(self.postprocess.get_tensor(i) for i in self.outputs)
+        last = self.network
+        if self.postprocess is not None:
+            for source, target in self.links:
+                np.copyto(self.postprocess.tensor(target)(), self.network.tensor(source)())
+            self.postprocess.invoke()
+            last = self.postprocess
+        return tuple(last.get_tensor(i) for i in self.outputs)
 
 
 class TFLiteEngine:
@@ -75,42 +86,56 @@ class TFLiteEngine:
             raise ModelLoadError("the tflite backend needs the ai-edge-litert package") from exc
         self._path = Path(model_file)
         try:
-            model = self._path.read_bytes()
+            self._model = self._path.read_bytes()  # shared by the pooled interpreters
         except OSError as exc:
             raise ModelLoadError(f"cannot read TFLite model {self._path}: {exc}") from exc
         self._interpreter_cls = Interpreter
-        self._halves = split_postprocess(model, self._path.name)  # bytes shared by every interpreter
         count = engine_threads if engine_threads > 0 else usable_cpus()
         self.lone_threads = lone_threads if lone_threads > 0 else count
         # All made and run once now, not on the first busy moment: each packs the weights (~0.1 s).
-        with quiet_start():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
-            runners = [self._new_runner(1) for _ in range(count)]
-            self._lone = self._new_runner(self.lone_threads) if self.lone_threads > 1 else None
+        with quiet_start():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice (once per process)
+            runners = [self._runner(self._model, 1) for _ in range(count)]
         self.input_size = runners[0].input_size
         self._idle: queue.LifoQueue[_Runner] = queue.LifoQueue()
         for runner in runners:
             self._idle.put(runner)
         self._lock = threading.Lock()
         self._running = 0  # inferences in progress or waiting for a runner
+        self._lone: _Runner | None = None
+        self.lone_built = threading.Event()  # set once the lone-request runner is in place, or will not be
         log.info(
-            "TFLite model %s: input %dx%d, %d single-threaded interpreter(s); a lone request's network uses %d",
-            self._path.name,
-            *self.input_size,
-            count,
-            self.lone_threads if self._lone else 1,
+            "TFLite model %s: input %dx%d, %d single-threaded interpreter(s)", self._path.name, *self.input_size, count
         )
+        if self.lone_threads > 1:
+            threading.Thread(target=self._build_lone, name="lone-request-runner", daemon=True).start()
+        else:
+            self.lone_built.set()
 
-    def _new_runner(self, threads: int) -> _Runner:
+    def _runner(self, model: bytes, threads: int, postprocess: bytes | None = None) -> _Runner:
+        """A warmed-up runner for ``model`` on ``threads`` cores, feeding ``postprocess`` (one core) if given."""
         try:
-            network = self._interpreter_cls(model_content=self._halves.network, num_threads=threads)
-            network.allocate_tensors()
-            postprocess = self._interpreter_cls(model_content=self._halves.postprocess, num_threads=1)
-            postprocess.allocate_tensors()
-            runner = _Runner(network, postprocess, self._path)
-            runner(np.zeros((runner.input_size[1], runner.input_size[0], 3), np.uint8))
+            interpreters = []
+            for content, count in ((model, threads), (postprocess, 1)):
+                if content is not None:
+                    interpreters.append(self._interpreter_cls(model_content=content, num_threads=count))
+                    interpreters[-1].allocate_tensors()
+            return _Runner(interpreters[0], self._path, interpreters[1] if postprocess else None, threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load TFLite model {self._path}: {exc}") from exc
-        return runner
+
+    def _build_lone(self) -> None:
+        """The runner whose network uses ``lone_threads`` cores; a model that cannot be cut keeps one core."""
+        try:
+            halves = split_postprocess(self._model, self._path.name)
+            lone = self._runner(halves.network, self.lone_threads, halves.postprocess)
+        except Exception as exc:  # noqa: BLE001 - a speed-up that cannot be had leaves the pool serving as before
+            log.warning("a lone request stays on one core: %s", exc)
+        else:
+            with self._lock:
+                self._lone = lone
+            log.info("a lone request's network now uses %d cores", self.lone_threads)
+        finally:
+            self.lone_built.set()
 
     def __call__(self, image: np.ndarray) -> RawDetections:
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3 or image.dtype != np.uint8:
@@ -135,8 +160,9 @@ class TFLiteEngine:
 
 
 def _describe(network, postprocess, path: Path):
-    """The network's input index, (network output, NMS input) index pairs, the NMS outputs as
-    (boxes, classes, scores, count), and the input (width, height).
+    """The network's input index, (network output, NMS input) index pairs (none for a whole
+    model), the post-processing op's outputs as (boxes, classes, scores, count), and the input
+    (width, height).
 
     Outputs are found from the post-processing op's own output order, never from the model's
     output list, whose order differs between converter versions.
@@ -156,16 +182,21 @@ def _describe(network, postprocess, path: Path):
             f"{path}: the uint8 input is quantised with scale {scale:g} / zero point {zero_point}; the engine "
             "writes raw pixels, so it needs scale 1 / zero point 0 (ours), 1/128 / 128 (TF's own) or none"
         )
-    sources, targets = network.get_output_details(), postprocess.get_input_details()
-    for source, target in zip(sources, targets, strict=True):
-        if list(source["shape"]) != list(target["shape"]) or source["dtype"] != target["dtype"]:
-            raise ModelLoadError(f"{path}: the network's output {source['name']} does not fit the {POSTPROCESS_OP} op")
-    links = tuple((int(s["index"]), int(t["index"])) for s, t in zip(sources, targets, strict=True))
-    (op,) = (op for op in postprocess._get_ops_details() if op["op_name"] == POSTPROCESS_OP)
-    outputs = tuple(int(i) for i in op["outputs"])
-    if len(outputs) != 4:
-        raise ModelLoadError(f"{path}: its {POSTPROCESS_OP} op has {len(outputs)} outputs, not 4")
-    box_shape = list(postprocess.get_tensor_details()[outputs[0]]["shape"])
-    if box_shape[-1:] != [4]:
-        raise ModelLoadError(f"{path}: unexpected box output shape {box_shape}")
+    links: tuple[tuple[int, int], ...] = ()
+    if postprocess is not None:
+        sources, targets = network.get_output_details(), postprocess.get_input_details()
+        for source, target in zip(sources, targets, strict=True):
+            if list(source["shape"]) != list(target["shape"]) or source["dtype"] != target["dtype"]:
+                raise ModelLoadError(f"{path}: the network's output {source['name']} does not fit {POSTPROCESS_OP}")
+        links = tuple((int(s["index"]), int(t["index"])) for s, t in zip(sources, targets, strict=True))
+    last = postprocess if postprocess is not None else network
+    ops = [op for op in last._get_ops_details() if op["op_name"] == POSTPROCESS_OP]
+    if len(ops) != 1 or len(ops[0]["outputs"]) != 4:
+        raise ModelLoadError(f"{path} is not an SSD detection model: it has no {POSTPROCESS_OP} op")
+    outputs = tuple(int(i) for i in ops[0]["outputs"])
+    details = {d["index"]: d for d in last.get_output_details()}
+    if set(outputs) - set(details):
+        raise ModelLoadError(f"{path}: the {POSTPROCESS_OP} results are not the model's outputs")
+    if tuple(details[outputs[0]]["shape"])[-1:] != (4,):
+        raise ModelLoadError(f"{path}: unexpected box output shape {list(details[outputs[0]]['shape'])}")
     return int(spec["index"]), links, outputs, (shape[2], shape[1])
