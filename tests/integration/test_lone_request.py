@@ -53,8 +53,8 @@ def test_split_gives_the_whole_models_outputs(quant_file):
     assert_split_matches_whole(quant_file)
 
 
-def test_a_lone_request_uses_the_lone_runner_and_an_overlapping_one_never(quant_file):
-    from core.ssd.engines.litert import TFLiteEngine
+def test_a_lone_request_uses_the_lone_runner_and_overlapping_ones_never(quant_file):
+    from core.ssd.engines.litert import QUIET_SECONDS, TFLiteEngine
 
     engine = TFLiteEngine(quant_file, engine_threads=2, lone_threads=2)
     assert engine.lone_built.wait(60)
@@ -76,6 +76,11 @@ def test_a_lone_request_uses_the_lone_runner_and_an_overlapping_one_never(quant_
     finally:
         engine._running -= 1
     assert seen == [1]
+    engine(image)  # alone again, but right after requests overlapped: a gap in a busy stretch
+    assert seen == [1], "a moment alone between overlapping requests is not a lone request"
+    engine._overlapped_at -= QUIET_SECONDS  # as if that was a while ago
+    engine(image)
+    assert seen == [1, 1]
     assert engine._running == 0 and engine._idle.qsize() == 2, "every runner is back, nothing counted twice"
 
 

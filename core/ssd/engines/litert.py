@@ -9,7 +9,8 @@ A LiteRT ``Interpreter`` is not thread-safe, so the engine keeps a pool of runne
 engine thread; a request thread borrows one, writes the image into its own input buffer and
 gives it back. Pooled runners run the whole model on one core: the fastest split under
 concurrent load (docs/performance.md). A request that finds no other inference running takes
-the *lone-request* runner instead, whose network uses ``lone_threads`` cores so the idle ones
+the *lone-request* runner instead (if none overlapped for ``QUIET_SECONDS``: a gap between
+busy requests is no lone request), whose network uses ``lone_threads`` cores so the idle ones
 shorten its wait; its NMS runs on one core in an interpreter of its own
 (:mod:`core.ssd.engines.postprocess_split` says why). That runner is built in the background
 once the pool is ready, so it costs the start nothing; until then, and for a model that cannot
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 #: ``python -m core optimize --int8`` writes) and 1/128 / 128 (TF's published int8 SSD models,
 #: whose first layer expects the pixels mapped to [-1, 1] exactly so).
 RAW_PIXEL_INPUTS = ((0.0, 0), (1.0, 0), (0.0078125, 128))
+#: Seconds without two inferences at once before a request may take the lone-request runner.
+QUIET_SECONDS = 0.25
 
 
 class _Runner:
@@ -101,6 +105,7 @@ class TFLiteEngine:
             self._idle.put(runner)
         self._lock = threading.Lock()
         self._running = 0  # inferences in progress or waiting for a runner
+        self._overlapped_at = -QUIET_SECONDS  # when an inference last started while another ran
         self._lone: _Runner | None = None
         self.lone_built = threading.Event()  # set once the lone-request runner is in place, or will not be
         log.info(
@@ -140,8 +145,14 @@ class TFLiteEngine:
     def __call__(self, image: np.ndarray) -> RawDetections:
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a uint8 [1,H,W,3] image, got {image.dtype} {list(image.shape)}")
+        now = time.monotonic()
         with self._lock:
-            lone = self._lone if self._running == 0 else None  # nobody else running: the idle cores are free
+            if self._running:
+                self._overlapped_at = now
+            # Alone now and for a while: requests are not arriving side by side, so the idle cores are free.
+            # (A lone moment inside a busy stretch is not enough: the next request would find its core taken.)
+            quiet = self._running == 0 and now - self._overlapped_at >= QUIET_SECONDS
+            lone = self._lone if quiet else None
             self._running += 1
         try:
             runner = lone or self._idle.get()  # waits while every pooled runner is busy
