@@ -35,3 +35,18 @@ def test_quick_benchmark_prints_the_report(tmp_path):
     assert "| v1-quant: HTTP p50 @1 client / v1-quant:1core |" in text, "the lone-request comparison"
     assert "cores" in text and "CPU:" in text
     assert output.read_text().strip() == text.strip()
+
+
+def test_quick_lone_request_benchmark_prints_both_ratios():
+    require(QUANT_ARCHIVE)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/lone_request.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| v1-quant | " in result.stdout and "| v1-quant:1core | " in result.stdout
+    assert "| 1-client p50, v1-quant / v1-quant:1core |" in result.stdout
+    assert "| 4-client requests/s, v1-quant / v1-quant:1core |" in result.stdout
