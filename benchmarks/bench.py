@@ -8,7 +8,8 @@ calibrated int8 models ``python -m core optimize --int8`` makes of it, on LiteRT
 BACKEND=tflite and BACKEND=tflite-int8; v1-quant = TF's published int8 SSD MobileNet v1) it measures:
 
 * in-process: ``detector.detect(jpeg_bytes)`` in this process (decode + resize + network + NMS),
-  sequentially and from 4 threads: images/s, p50, p95;
+  sequentially and from 4 threads: images/s, p50, p95; this process keeps two malloc arenas,
+  as the service's workers do;
 * http: ``gunicorn -c gunicorn.conf.py`` started as a subprocess on a free loopback port with the
   service's env vars, then 1/2/4/8 keep-alive clients posting the photos: images/s, p50/p95/p99;
 * micro-batching (TF graph at batch 1 vs 4, ``ENGINE_THREADS`` calls at once);
@@ -521,6 +522,11 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The workers' malloc policy (gunicorn.conf.py post_fork) here too, before any thread starts, so
+    # that in-process and HTTP differ by HTTP alone (two arenas cost 4-8 % at 4 clients, A-B measured).
+    from core.model.budget import limit_malloc_arenas
+
+    limit_malloc_arenas(2)
     images = [p.read_bytes() for p in args.image_files]
     bodies = [multipart(data) for data in images]
     servers: dict[str, Server] = {}
