@@ -9,6 +9,7 @@ concurrent ones never do.
 
 from __future__ import annotations
 
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,3 +142,25 @@ def test_a_model_without_the_postprocess_op_is_refused_with_its_name(tmp_path):
     flatbuffer_utils.write_model(model, str(cut))
     with pytest.raises(ModelLoadError, match="not an SSD detection model: it has no TFLite_Detection_PostProcess op"):
         TFLiteEngine(cut, 1)
+
+
+def test_a_helper_thread_slow_to_let_go_does_not_fail_the_request(quant_file, monkeypatch):
+    """A resize helper keeps its arguments until its work item is dropped, a moment after its band is
+    done; if it held the interpreter's input then, LiteRT refused to run ("at least 1 reference to
+    internal data"). A helper descheduled at that moment is simulated by a 10 ms pause there."""
+    import concurrent.futures.thread as executor_thread
+
+    from core.ssd.engines.litert import TFLiteEngine
+
+    engine = TFLiteEngine(quant_file, engine_threads=1, lone_threads=2)
+    assert engine.lone_built.wait(60) and engine._lone is not None
+    run = executor_thread._WorkItem.run
+
+    def slow_to_let_go(self):
+        run(self)
+        time.sleep(0.01)
+
+    monkeypatch.setattr(executor_thread._WorkItem, "run", slow_to_let_go)
+    photo = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for _ in range(3):
+        engine._lone(photo)

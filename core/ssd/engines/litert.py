@@ -55,11 +55,18 @@ class _Runner:
         self.threads = threads
         self.helpers = ThreadPoolExecutor(threads - 1, thread_name_prefix="lone-resize") if threads > 1 else None
         self.input, self.links, self.outputs, self.input_size = _describe(network, postprocess, path)
+        # The helpers resize into this, never into the interpreter's input: LiteRT refuses to run
+        # while another thread may still hold a view of its memory.
+        self.staging = np.empty((self.input_size[1], self.input_size[0], 3), np.uint8) if self.helpers else None
         self(np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8))  # warm: the first call sets up kernels
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, ...]:
         # Resize straight into the interpreter's own input buffer: nothing model-sized is allocated.
-        resize_into(frame, self.input_size, self.network.tensor(self.input)()[0], self.helpers, self.threads)
+        if self.staging is None:
+            resize_into(frame, self.input_size, self.network.tensor(self.input)()[0])
+        else:
+            resize_into(frame, self.input_size, self.staging, self.helpers, self.threads)
+            np.copyto(self.network.tensor(self.input)()[0], self.staging)
         self.network.invoke()
         last = self.network
         if self.postprocess is not None:

@@ -10,7 +10,7 @@ arrays kept per thread.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Executor
+from concurrent.futures import Executor, wait
 from functools import lru_cache
 from itertools import pairwise
 
@@ -47,20 +47,23 @@ def _buffers(rows: int, row_values: int, out_values: int) -> tuple[np.ndarray, n
     """This thread's work arrays: the gathered source rows, one uint8 and two float32 [rows, out_values].
 
     Reused, not allocated per call: on the service's machine the page faults of fresh multi-MB
-    arrays cost twice the arithmetic (resize of a photo: ~3.5 ms fresh, ~1.2 ms reused).
+    arrays cost twice the arithmetic (resize of a photo: ~3.5 ms fresh, ~1.2 ms reused). Kept
+    at the largest size asked for and sliced, so a thread that resizes whole images and bands
+    in turn does not reallocate.
     """
     held = getattr(_scratch, "arrays", None)
-    if held is None or held[0].size < rows * row_values or held[1].shape != (rows, out_values):
-        grown = max(rows * row_values, held[0].size if held is not None else 0)
+    if held is None or held[0].size < rows * row_values or held[1].size < rows * out_values:
         held = (
-            np.empty(grown, np.uint8),
-            np.empty((rows, out_values), np.uint8),
-            np.empty((rows, out_values), np.float32),
-            np.empty((rows, out_values), np.float32),
+            np.empty(max(rows * row_values, held[0].size if held is not None else 0), np.uint8),
+            *(
+                np.empty(max(rows * out_values, held[1].size if held is not None else 0), dtype)
+                for dtype in (np.uint8, np.float32, np.float32)
+            ),
         )
         _scratch.arrays = held
     source = held[0][: rows * row_values].reshape(rows, row_values)
-    return source, held[1], held[2], held[3]
+    gathered, left, right = (array[: rows * out_values].reshape(rows, out_values) for array in held[1:])
+    return source, gathered, left, right
 
 
 def resize_bilinear(image: np.ndarray, size: tuple[int, int], out: np.ndarray, band: slice = slice(None)) -> np.ndarray:
@@ -109,6 +112,8 @@ def resize_into(
     With ``helpers``, the output rows are cut into ``parts`` bands and all but the first are
     resized on the helpers' threads at the same time (numpy releases the GIL): a lone request's
     resize on two cores took 2.3 ms instead of 4.7 (docs/performance.md). Same bytes either way.
+    The helpers may still hold ``out`` for a moment after their band is done, so ``out`` must not
+    be memory whose owner refuses outside references (a LiteRT input tensor): copy from a staging array.
     """
     if (frame.shape[1], frame.shape[0]) == size:
         np.copyto(out, frame)
@@ -118,6 +123,9 @@ def resize_into(
         edges = [size[1] * i // parts for i in range(parts + 1)]
         bands = [slice(top, bottom) for top, bottom in pairwise(edges)]
         others = [helpers.submit(resize_bilinear, frame, size, out, band) for band in bands[1:]]
-        resize_bilinear(frame, size, out, bands[0])
+        try:
+            resize_bilinear(frame, size, out, bands[0])
+        finally:
+            wait(others)  # never return while a helper still writes into ``out``
         for done in others:
             done.result()
