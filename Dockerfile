@@ -54,9 +54,9 @@ ARG MODEL_SHA256=""
 # the model already is a .tflite (the published int8 one).
 # `python -m core prune` then removes the files the image's backend never reads (for a converted
 # graph: the archive's frozen graph and SavedModel, 36 MB for SSDLite) and records them in the
-# manifest, so the service verifies the rest and another BACKEND fails naming them. The int8 image
-# keeps the float model too (18 MB): its fallback if int8 failed the accuracy gate, and
-# BACKEND=tflite still works in it.
+# manifest, so the service verifies the rest and another BACKEND fails naming them (BACKEND=auto
+# serves what is left). A BACKEND=auto build keeps every file. The int8 image keeps the float model
+# too (18 MB): its fallback if int8 failed the accuracy gate, and BACKEND=tflite still works in it.
 RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | tail -n 1)" \
     && test -d "$installed" \
     && if [ -n "$(find "$installed" -name '*.tflite')" ]; then \
@@ -68,7 +68,7 @@ RUN installed="$(python -m core fetch --no-progress --assets-dir /src/assets | t
        fi \
     && if [ "$BACKEND" = tflite-int8 ]; then \
            python -m core prune "$installed" --backend tflite-int8 --backend tflite; \
-       else \
+       elif [ "$BACKEND" != auto ]; then \
            python -m core prune "$installed" --backend "$BACKEND"; \
        fi \
     && mkdir -p /out/models \

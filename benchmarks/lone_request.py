@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for server in servers.values():
                 server.wait_ready()
-            time.sleep(1)  # the lone-request runner is built after ready
+            time.sleep(1)  # the lone-request runner may still be building when the worker is ready
             posters = {name: bench.poster(server, bodies) for name, server in servers.items()}
             rates: dict[str, list[float]] = {name: [] for name in servers}
             p50s: dict[str, list[float]] = {name: [] for name in servers}

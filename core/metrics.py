@@ -26,6 +26,8 @@ def inference_seconds() -> Any:
     register it, and prometheus-client refuses the second (``DuplicateTimeseries``).
     """
     global _histogram
+    if _histogram is not None:  # the common case: no lock per inference
+        return _histogram
     with _lock:
         if _histogram is None:
             from prometheus_client import Histogram

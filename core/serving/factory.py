@@ -173,6 +173,8 @@ def files_read(model_dir: Path, backend: str, catalog: Catalog | None = None) ->
     catalog = catalog or load_catalog()
     entry = catalog.get(manifest.model) if manifest.model else None
     model_file, fmt, served, fallback = _resolve(model_dir, model_dir.name, manifest, entry, backend)
+    if served == "auto":  # as detector_at decides it
+        served = "tflite" if fmt == "tflite" else "tf"
     if (served in LITERT_BACKENDS) != (fmt == "tflite"):
         raise ModelLoadError(f"backend {backend!r} cannot run a {fmt} model ({model_file})")
     files = sorted(p for p in model_file.rglob("*") if p.is_file()) if model_file.is_dir() else [model_file]
@@ -187,6 +189,8 @@ def _resolve(
 ) -> tuple[Path, str, str, str | None]:
     """The network file ``backend`` serves from an install, its format, the backend that serves
     it (``tflite`` when the int8 model falls back to the float one) and why it fell back, if it did."""
+    if backend == "auto" and manifest.pruned_for:  # what is left decides: the backend it was pruned for
+        backend = next(b for b in ("tflite-int8", "tflite", "tf") if b in manifest.pruned_for)
     family = "tflite" if backend in LITERT_BACKENDS else backend
     if entry and backend != "auto" and family not in entry.backends:
         raise ModelLoadError(f"{entry.name} runs on the {' or '.join(entry.backends)} backend, not {backend}")
@@ -199,6 +203,8 @@ def _resolve(
     elif backend == "tflite" and fmt != "tflite":  # the .tflite `python -m core optimize` wrote beside it
         path = _converted(model_dir, name, int8=False)
         fmt = "tflite"
+    elif backend == "tflite-int8":  # a model that came as a .tflite is served as it is: not our int8 conversion
+        backend = "tflite"
     model_file, fmt = find_model(path, fmt)
     return model_file, fmt, backend, fallback
 
@@ -215,7 +221,7 @@ def _archive_format(model_dir: Path, manifest: Manifest) -> str | None:
 
 
 #: The release tag suffix of the image built for each backend (docs/deployment.md).
-IMAGE_VARIANT = {"tf": "-tf", "tflite": "-tflite", "tflite-int8": "no suffix"}
+IMAGE_VARIANT = {"tf": "-tf", "tflite": "-tflite", "tflite-int8": "none, the default image"}
 
 
 def _pruned_message(model_dir: Path, name: str, manifest: Manifest, backend: str) -> str:

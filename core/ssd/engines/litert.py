@@ -12,8 +12,8 @@ concurrent load (docs/performance.md). A request that finds no other inference r
 the *lone-request* runner instead (if none overlapped for ``QUIET_SECONDS``: a gap between
 busy requests is no lone request), whose network uses ``lone_threads`` cores so the idle ones
 shorten its wait; its NMS runs on one core in an interpreter of its own
-(:mod:`core.ssd.engines.postprocess_split` says why). That runner is built in the background
-once the pool is ready, so it costs the start nothing; until then, and for a model that cannot
+(:mod:`core.ssd.engines.postprocess_split` says why). That runner is built on a thread of its own
+once the pool exists, so the start does not wait for it; until then, and for a model that cannot
 be cut, every request runs on one core. Images are resized the way the TF graphs' own
 preprocessor does it (:mod:`core.ssd.engines.resize`).
 """

@@ -65,6 +65,7 @@ def split_postprocess(model: bytes, name: str = "model") -> SplitModel:
     network_graph.operators = [op for op in ops if op is not post]
     network_graph.outputs = list(post.inputs[:2])
     network.subgraphs = [network_graph, *whole.subgraphs[1:]]
+    network.signatureDefs = None  # the whole model's signature names outputs the network no longer has
 
     tail = schema.ModelT()
     tail.version = whole.version

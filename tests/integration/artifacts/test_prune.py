@@ -67,6 +67,9 @@ def test_prune_for_litert_removes_the_graph_files_and_records_them(tmp_path, sha
     assert installed_model_dir(settings.source, settings.models_dir) == path  # a fetch downloads nothing
     for backend in ("tflite-int8", "tflite"):  # located and re-verified (not loaded: stand-in files)
         assert "fallback" not in detector(settings.source, settings.models_dir, backend=backend).info.extra
+    # BACKEND=auto serves what is left, preferring the int8 model (the graph it would pick is gone)
+    assert files_read(path, "auto") == {INT8}
+    assert detector(settings.source, settings.models_dir, backend="auto")._engine_factory is not None
 
 
 def test_another_backend_fails_naming_the_pruned_files_and_the_image_to_use(tmp_path, shared_models):
@@ -125,7 +128,9 @@ def test_the_published_int8_model_keeps_everything(tmp_path, shared_models):
     settings = custom(tmp_path, (shared_models / TFLITE).as_uri(), sha256((shared_models / TFLITE).read_bytes()))
     path = fetch(settings)
     before = (path / MANIFEST).read_bytes()
-    assert files_read(path, "tflite-int8") == {"detect.tflite", "labelmap.txt"}
+    assert files_read(path, "tflite-int8") == files_read(path, "auto") == {"detect.tflite", "labelmap.txt"}
     assert main(["prune", str(path), "--backend", "tflite-int8"]) == 0
     assert (path / MANIFEST).read_bytes() == before
-    detector(settings.source, settings.models_dir, backend="tflite-int8")  # served as it is (no ssd_int8.tflite)
+    # Served as it is (no ssd_int8.tflite), and said so: not the calibrated int8 conversion
+    model = detector(settings.source, settings.models_dir, backend="tflite-int8").load()
+    assert (model.backend, model.info.extra["backend"]) == ("tflite", "tflite")
