@@ -92,15 +92,14 @@ class DecodeBudget:
 
 
 @cache
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None (musl, macOS)."""
+def _glibc(name: str, argtypes: tuple, restype):
+    """The glibc function ``name`` with its C signature, or None (musl, macOS)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    function.argtypes, function.restype = list(argtypes), restype
+    return function
 
 
 #: glibc's ``mallopt`` parameter for the number of malloc arenas (``M_ARENA_MAX``).
@@ -114,18 +113,13 @@ def limit_malloc_arenas(count: int) -> bool:
     keeps the memory its requests freed: a worker's request and buffering threads held ~15 MB more
     after a benchmark than with two arenas (docs/performance.md). Call it before the threads start.
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, count))
+    mallopt = _glibc("mallopt", (ctypes.c_int, ctypes.c_int), ctypes.c_int)
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, count))
 
 
 def release_memory() -> bool:
     """Return freed heap memory to the kernel (glibc ``malloc_trim(0)``); False where unavailable."""
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
     if trim is None:
         return False
     trim(0)
