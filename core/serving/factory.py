@@ -103,10 +103,7 @@ def detector_at(
     else:
         root_file = root
     model_file, found = find_model(root_file, fmt or ("tflite" if litert else None))
-    if backend == "auto":
-        backend = "tflite" if found == "tflite" else "tf"
-    if (backend in LITERT_BACKENDS) != (found == "tflite"):
-        raise ModelLoadError(f"backend {backend!r} cannot run a {found} model ({model_file})")
+    backend = _served_backend(backend, found, model_file)
 
     def engine() -> Engine:
         log.info("loading %s model %s with the %s backend", found, model_file, backend)
@@ -126,6 +123,15 @@ def detector_at(
         license="Apache-2.0",
     )
     return SSDMobileNet(engine, label_map_for(model_file, root if root.is_dir() else root.parent), info)
+
+
+def _served_backend(backend: str, fmt: str, model_file: Path) -> str:
+    """The backend that runs a ``fmt`` model (``auto``: what the format needs); a mismatch is refused."""
+    if backend == "auto":
+        backend = "tflite" if fmt == "tflite" else "tf"
+    if (backend in LITERT_BACKENDS) != (fmt == "tflite"):
+        raise ModelLoadError(f"backend {backend!r} cannot run a {fmt} model ({model_file})")
+    return backend
 
 
 def _installed_detector(
@@ -173,10 +179,7 @@ def files_read(model_dir: Path, backend: str, catalog: Catalog | None = None) ->
     catalog = catalog or load_catalog()
     entry = catalog.get(manifest.model) if manifest.model else None
     model_file, fmt, served, fallback = _resolve(model_dir, model_dir.name, manifest, entry, backend)
-    if served == "auto":  # as detector_at decides it
-        served = "tflite" if fmt == "tflite" else "tf"
-    if (served in LITERT_BACKENDS) != (fmt == "tflite"):
-        raise ModelLoadError(f"backend {backend!r} cannot run a {fmt} model ({model_file})")
+    _served_backend(served, fmt, model_file)
     files = sorted(p for p in model_file.rglob("*") if p.is_file()) if model_file.is_dir() else [model_file]
     files.append(label_map_file(model_file, model_file if model_file.is_dir() else model_file.parent))
     if fallback:  # the int8 file's recorded verdict is what sends the service to the float one
