@@ -57,8 +57,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
+
+from core.ssd.engines.postprocess_split import POSTPROCESS_OP  # noqa: E402 - needs ROOT on sys.path
+
 DEFAULT_MODEL = ROOT / "assets/models/custom-6165257e5596/ssdlite_mobilenet_v2_coco"
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 NEEDED = ("tensorflow", "ai_edge_litert", "onnx", "onnxruntime", "openvino", "tf2onnx")
 SIZE = (300, 300)
 
@@ -67,27 +69,25 @@ SIZE = (300, 300)
 
 
 def cut_network(served: Path, output: Path) -> dict:
-    """Write ``served`` without its post-processing op (outputs: box encodings, class scores);
-    returns the op's parameters and anchors."""
+    """Write ``served`` without its post-processing op (outputs: box encodings, class scores), cut
+    as the service's engine cuts it; returns the op's parameters and anchors."""
+    from ai_edge_litert import schema_py_generated as schema
     from flatbuffers import flexbuffers
-    from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(served.read_bytes()))
-    graph = model.subgraphs[0]
-    for k, op in enumerate(graph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        if code.customCode and code.customCode.decode() == POSTPROCESS_OP:
-            params = dict(flexbuffers.Loads(bytes(op.customOptions)))
-            anchor_tensor = graph.tensors[op.inputs[2]]
-            params["anchors"] = np.frombuffer(bytes(model.buffers[anchor_tensor.buffer].data), np.float32).reshape(
-                -1, 4
-            )
-            graph.outputs = list(op.inputs[:2])
-            del graph.operators[k]
-            break
-    else:
-        raise SystemExit(f"{served} has no {POSTPROCESS_OP} op")
-    output.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    from core.errors import ModelLoadError
+    from core.ssd.engines.postprocess_split import split_postprocess
+
+    try:
+        halves = split_postprocess(served.read_bytes(), str(served))
+    except ModelLoadError as exc:
+        raise SystemExit(str(exc)) from None
+    output.write_bytes(halves.network)
+    tail = schema.ModelT.InitFromPackedBuf(halves.postprocess, 0)
+    graph = tail.subgraphs[0]
+    (op,) = graph.operators
+    params = dict(flexbuffers.Loads(bytes(op.customOptions)))
+    anchors = tail.buffers[graph.tensors[op.inputs[2]].buffer].data
+    params["anchors"] = np.frombuffer(bytes(anchors), np.float32).reshape(-1, 4)
     return params
 
 

@@ -32,12 +32,12 @@ import numpy as np
 from core.artifacts.manifest import MANIFEST, check_derivable, record_derived_file
 from core.errors import ModelLoadError
 from core.ssd.detector import find_model
+from core.ssd.engines.postprocess_split import POSTPROCESS_OP
 from core.ssd.engines.quiet import import_tensorflow
 from core.ssd.engines.tensorflow import fixed_input_size
 
 log = logging.getLogger(__name__)
 DEFAULT_NAME = "ssd_float.tflite"
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 # Node names of the TF Object Detection API's SSD export (model-zoo interface).
 IMAGE = "image_tensor"
 NORMALISE = "Preprocessor/mul"
