@@ -10,8 +10,6 @@ concurrent ones never do.
 from __future__ import annotations
 
 import time
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +17,14 @@ import pytest
 
 from tests.conftest import IMAGES, QUANT_ARCHIVE, image_bytes, require
 from tests.support.litert import engine_outputs, whole_model_outputs
+from tests.support.models import assert_concurrent_answers_match_serial, published_int8
 
 PHOTOS = ["dog.jpg", "horses.jpg", "giraffe.jpg", "jockey.jpg", "kite.jpg", "baby-bear.jpg", "person.jpg"]
 
 
 @pytest.fixture(scope="module")
 def quant_file(tmp_path_factory) -> Path:
-    target = tmp_path_factory.mktemp("quant")
-    with zipfile.ZipFile(require(QUANT_ARCHIVE)) as archive:
-        archive.extractall(target)
-    return target / "detect.tflite"
+    return published_int8(require(QUANT_ARCHIVE), tmp_path_factory.mktemp("quant"))
 
 
 def frames(size: tuple[int, int]) -> list[np.ndarray]:
@@ -118,23 +114,17 @@ def test_answers_are_the_same_whoever_runs_them(quant_file):
 
     detector = load_detector(quant_file.parent, engine_threads=2, lone_threads=2)
     assert detector._engine.lone_built.wait(60) and detector._engine._lone is not None
-    names = ["baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg"] * 3
-    images = {name: image_bytes(name) for name in set(names)}
-    alone = {name: detector.predict_json(data, 0.3) for name, data in images.items()}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        together = list(pool.map(lambda n: detector.predict_json(images[n], 0.3), names))
-    assert together == [alone[name] for name in names]
+    photos = {name: image_bytes(name) for name in ("baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg")}
+    assert_concurrent_answers_match_serial(detector, photos)  # serial answers come from the lone runner
 
 
-def test_a_model_without_the_postprocess_op_is_refused_with_its_name(tmp_path):
+def test_a_model_without_the_postprocess_op_is_refused_with_its_name(quant_file, tmp_path):
     from tensorflow.lite.tools import flatbuffer_utils
 
     from core.errors import ModelLoadError
     from core.ssd.engines.litert import TFLiteEngine
 
-    with zipfile.ZipFile(require(QUANT_ARCHIVE)) as archive:
-        archive.extractall(tmp_path)
-    model = flatbuffer_utils.read_model(str(tmp_path / "detect.tflite"))
+    model = flatbuffer_utils.read_model(str(quant_file))
     graph = model.subgraphs[0]
     graph.outputs = list(graph.operators[-1].inputs[:2])
     graph.operators = graph.operators[:-1]

@@ -5,22 +5,18 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import IMAGES, QUANT_ARCHIVE, ROOT, image_bytes, require
+from tests.support.models import assert_concurrent_answers_match_serial, published_int8
 
 
 @pytest.fixture(scope="module")
 def quant_dir(tmp_path_factory) -> Path:
     """The quantized model archive extracted as shipped: detect.tflite + labelmap.txt."""
-    target = tmp_path_factory.mktemp("quant")
-    with zipfile.ZipFile(require(QUANT_ARCHIVE)) as archive:
-        archive.extractall(target)
-    return target
+    return published_int8(require(QUANT_ARCHIVE), tmp_path_factory.mktemp("quant")).parent
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +65,8 @@ def test_metadata_names_the_backend(quant_client):
 
 def test_concurrent_requests_match_sequential_ones(quant_detector):
     """Interpreters are not thread-safe; the pool must keep concurrent results exact."""
-    names = ["baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg"] * 3
-    images = {name: image_bytes(name) for name in set(names)}
-    expected = {name: quant_detector.predict_json(data, 0.3) for name, data in images.items()}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda n: quant_detector.predict_json(images[n], 0.3), names))
-    assert results == [expected[name] for name in names]
+    photos = {name: image_bytes(name) for name in ("baby-bear.jpg", "dog.jpg", "giraffe.jpg", "jockey.jpg")}
+    assert_concurrent_answers_match_serial(quant_detector, photos)
 
 
 def test_resizes_any_input_size(quant_detector):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -34,3 +36,19 @@ def convert_for_backend(model_dir: Path, backend: str) -> None:
         return
     print(f"converting {model_dir} for BACKEND={backend}: {' '.join(command[1:])}", file=sys.stderr)
     subprocess.run(command, check=True, stdout=sys.stderr)
+
+
+def published_int8(archive: Path, target: Path) -> Path:
+    """TF's published int8 SSD zip extracted as shipped into ``target``: its ``detect.tflite``."""
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(target)
+    return target / "detect.tflite"
+
+
+def assert_concurrent_answers_match_serial(detector, photos: dict[str, bytes], threshold: float = 0.3) -> None:
+    """Each photo answered one at a time, then all of them three times over from 4 threads: same answers."""
+    serial = {name: detector.predict_json(data, threshold) for name, data in photos.items()}
+    names = list(photos) * 3
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda name: detector.predict_json(photos[name], threshold), names))
+    assert together == [serial[name] for name in names]
