@@ -420,7 +420,7 @@ def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | Non
     out += ["", "### Ratios (same run)", ""]
     ratios = []
     for backend, runs in http.items():
-        at4 = next((r for r in runs if r.concurrency == 4), runs[-1])
+        at4 = _at(runs, 4) or runs[-1]
         best_raw = max(r.rate for r in raw[backend])
         ratios.append([f"{backend}: HTTP @{at4.concurrency} clients / best in-process", f"{at4.rate / best_raw:.2f}"])
     for label, runs in http.items():
@@ -441,10 +441,10 @@ def report(args, raw: dict, batching, http: dict, servers: dict, cpu: dict | Non
                 best = max(r.rate for r in raw[backend])
                 ratios.append([f"{backend} / tf, in-process images/s", f"{best / tf_best:.2f}"])
     if "tf" in http:
-        tf_at4 = next((r for r in http["tf"] if r.concurrency == 4), http["tf"][-1])
+        tf_at4 = _at(http["tf"], 4) or http["tf"][-1]
         for backend in ("tflite-float", "tflite-int8", "v1-quant"):
             if backend in http:
-                at4 = next((r for r in http[backend] if r.concurrency == 4), http[backend][-1])
+                at4 = _at(http[backend], 4) or http[backend][-1]
                 ratios.append(
                     [f"{backend} / tf, HTTP requests/s @{at4.concurrency} clients", f"{at4.rate / tf_at4.rate:.2f}"]
                 )
