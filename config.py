@@ -2,114 +2,41 @@
 
 Each setting is declared once, as a field of :class:`Settings`: its environment variable is
 the field name in capitals, its type says how the text is parsed, and ``setting()`` adds the
-bounds. Every other module takes a :class:`Settings` (or the values it needs) instead of
-calling ``os.environ``, so tests build settings explicitly and the README's configuration
-table has one source to match. ``core`` never imports this module: it is passed values.
+bounds. The fields the framework's own command line needs (the model, where it is installed,
+the backend, the image limit, the log level) are declared in :class:`core.settings.ModelSettings`,
+which :class:`Settings` extends. Every other module takes a :class:`Settings` (or the values it
+needs) instead of calling ``os.environ``, so tests build settings explicitly and the README's
+configuration table has one source to match. ``core`` never imports this module.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
-import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
-from core.artifacts.plan import Source
-from core.assets import ASSETS_DIR
-from core.errors import DetectorError
-from core.model.images import DEFAULT_MAX_PIXELS
 from core.model.structure import DEFAULT_MAX_JPEG_SCANS
 from core.model.wrapper import DEFAULT_THRESHOLD
+from core.settings import BACKENDS, ConfigError, ModelSettings, Seconds, parse_fraction, parse_seconds, setting
 from core.ssd.engines.base import usable_cpus
 
+__all__ = ["BACKENDS", "ENV_VARS", "ConfigError", "Seconds", "Settings", "parse_fraction", "parse_seconds"]
+
 ROOT = Path(__file__).resolve().parent
-DEFAULT_ASSETS_DIR = ASSETS_DIR
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: A browser origin as sent in the Origin header: scheme, host and optional port, nothing else.
 _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
 #: Printable ASCII without spaces, so the key survives any HTTP header; long enough not to be guessed.
 _API_KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
 #: A host name (an IP address is checked as one): nothing that breaks gunicorn's HOST:PORT syntax.
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
-BACKENDS = ("auto", "tf", "tflite", "tflite-int8")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class ConfigError(DetectorError, ValueError):
-    """A setting has a value the service cannot run with."""
-
-
-def parse_fraction(raw: str) -> float:
-    """A finite number in [0, 1] (thresholds). Raises ValueError otherwise, NaN included."""
-    value = float(raw)
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{raw!r} is not in [0, 1]")
-    return value
-
-
-#: A duration in seconds; a finite number > 0 (the type of the settings that are timeouts).
-Seconds = float
-
-
-def parse_seconds(raw: str) -> float:
-    """A finite number of seconds > 0. Raises ValueError otherwise, NaN and infinity included."""
-    value = float(raw)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{raw!r} is not a number of seconds > 0")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError
-
-
-#: How the text of an environment variable becomes a value, by the field's declared type,
-#: and what the error says it must be.
-_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
-    "str": (str, "text"),
-    "str | None": (str, "text"),
-    "int": (int, "an integer"),
-    "float": (parse_fraction, "a number in [0, 1]"),
-    "bool": (_bool, "true or false"),
-    "Seconds": (parse_seconds, "a number of seconds > 0"),
-    "Path": (lambda raw: Path(raw).resolve(), "a path"),
-    "Path | None": (Path, "a path"),
-    "tuple[str, ...]": (
-        lambda raw: tuple(item.strip() for item in raw.split(",") if item.strip()),
-        "a comma-separated list",
-    ),
-}
-
-
-def setting(default: Any, *, minimum: int | None = None, case: str | None = None, secret: bool = False) -> Any:
-    """Declare a setting: ``minimum`` bounds an integer, ``case`` ("lower"/"upper") normalises text,
-    ``secret`` keeps the value out of ``repr``."""
-    return field(default=default, repr=not secret, metadata={"minimum": minimum, "case": case})
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Typed, validated configuration. Field docs are the README's configuration table."""
+class Settings(ModelSettings):
+    """Typed, validated configuration. Field docs are the README's configuration table; the model's
+    own fields (``MODEL`` ... ``LOG_LEVEL``) are declared in :class:`core.settings.ModelSettings`."""
 
-    #: Catalog name of the model to serve (see ``assets/catalog.json``).
-    model: str = setting("ssd_mobilenet_v1")
-    #: URL (http, https or file) of a custom model archive; needs ``model_sha256``.
-    model_url: str | None = setting(None)
-    #: SHA-256 of the archive at ``model_url``.
-    model_sha256: str | None = setting(None, case="lower")
-    #: Where verified model files are installed (``<assets_dir>/models/<name>``).
-    assets_dir: Path = setting(DEFAULT_ASSETS_DIR)
-    #: Inference backend: ``tf``, ``tflite`` (float), ``tflite-int8`` (calibrated int8; the float model if it failed
-    #: its accuracy gate) or ``auto`` (what the model file needs).
-    backend: str = setting("auto", case="lower")
     #: Address gunicorn listens on: loopback by default; the Docker image sets 0.0.0.0.
     host: str = setting("127.0.0.1", case="lower")
     #: TCP port gunicorn listens on.
@@ -118,8 +45,6 @@ class Settings:
     default_threshold: float = setting(DEFAULT_THRESHOLD)
     #: Largest accepted request body in bytes; larger bodies get 413.
     max_upload_bytes: int = setting(10 * 1024 * 1024, minimum=1024)
-    #: Largest accepted image in pixels (width*height), checked before decoding.
-    max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, minimum=1)
     #: Most scans a (progressive) JPEG may have; more get 400 before decoding (each costs a pass over the image).
     max_jpeg_scans: int = setting(DEFAULT_MAX_JPEG_SCANS, minimum=1)
     #: MiB of memory a worker's requests may hold at once for decoded images (worst case per pixel mode).
@@ -139,8 +64,6 @@ class Settings:
     timeout: int = setting(120, minimum=1)
     #: Seconds in-flight requests get to finish after SIGTERM.
     graceful_timeout: int = setting(30, minimum=1)
-    #: Python logging level.
-    log_level: str = setting("INFO", case="upper")
     #: Serve the browser app at ``/app``; false removes the route (``/app`` answers 404).
     webapp_enabled: bool = setting(True)
     #: Browser origins (``https://host[:port]``) allowed to call the API cross-origin; empty: CORS off.
@@ -170,27 +93,13 @@ class Settings:
     prometheus_multiproc_dir: Path | None = setting(None)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            minimum = f.metadata.get("minimum")
-            value = getattr(self, f.name)
-            if minimum is not None and value < minimum:
-                raise ConfigError(f"{f.name.upper()} must be >= {minimum}, got {value}")
-        if self.model_url and not self.model_sha256:
-            raise ConfigError("MODEL_URL needs MODEL_SHA256: an unverified model is never used")
-        if self.model_sha256 and not _SHA256.match(self.model_sha256):
-            raise ConfigError("MODEL_SHA256 must be 64 lowercase hex digits")
-        if self.model_sha256 and not self.model_url:
-            raise ConfigError("MODEL_SHA256 is set but MODEL_URL is not")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"BACKEND must be {', '.join(BACKENDS)}, got {self.backend!r}")
+        super().__post_init__()
         if not _valid_host(self.host):
             raise ConfigError(f"HOST must be an IP address or a host name, got {self.host!r}")
         if self.port > 65535:
             raise ConfigError(f"PORT must be in 1..65535, got {self.port}")
         if not 0.0 <= self.default_threshold <= 1.0:  # also false for NaN
             raise ConfigError(f"DEFAULT_THRESHOLD must be a number in [0, 1], got {self.default_threshold!r}")
-        if self.log_level not in _LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL {self.log_level!r} is not a logging level")
         for origin in self.cors_origins:
             if not _ORIGIN.match(origin):
                 raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
@@ -198,18 +107,6 @@ class Settings:
             raise ConfigError("API_KEY must be 16 to 256 printable ASCII characters without spaces")
         if self.prometheus_multiproc_dir is not None and not self.prometheus_multiproc_dir.is_dir():
             raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {self.prometheus_multiproc_dir} is not a directory")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read every declared setting from its environment variable (``os.environ`` by default);
-        an unset or blank variable keeps the default."""
-        env = os.environ if env is None else env
-        values = {}
-        for f in fields(cls):
-            raw = env.get(f.name.upper(), "").strip()
-            if raw:
-                values[f.name] = _parse(f, raw)
-        return cls(**values)
 
     @property
     def effective_engine_threads(self) -> int:
@@ -230,26 +127,6 @@ class Settings:
         """``HOST:PORT`` as gunicorn takes it (an IPv6 address in brackets)."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    @property
-    def source(self) -> Source:
-        """The model to serve, as the fetcher takes it."""
-        return Source(self.model, self.model_url, self.model_sha256)
-
-    @property
-    def model_name(self) -> str:
-        """Name the installed model goes by: the catalog name, or one derived from the pin."""
-        return self.source.name
-
-    @property
-    def models_dir(self) -> Path:
-        """Where the fetcher installs models, one directory each."""
-        return self.assets_dir / "models"
-
-    @property
-    def model_dir(self) -> Path:
-        """Directory holding the verified, extracted model files."""
-        return self.models_dir / self.model_name
-
 
 def _valid_host(host: str) -> bool:
     """An IPv4 or IPv6 address, or a host name."""
@@ -258,19 +135,6 @@ def _valid_host(host: str) -> bool:
     except ValueError:
         return bool(_HOST_NAME.match(host))
     return True
-
-
-def _parse(f: Field[Any], raw: str) -> Any:
-    """The value of setting ``f`` from the text ``raw``, or a :class:`ConfigError` naming it."""
-    name = f.name.upper()
-    case = f.metadata.get("case")
-    if case:
-        raw = raw.lower() if case == "lower" else raw.upper()
-    parse, expected = _PARSERS[str(f.type)]
-    try:
-        return parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
 
 
 #: Every environment variable the service reads; the README table must list each one.

@@ -1,7 +1,7 @@
 """Exceptions the framework raises, under one root. ``api/errors.py`` maps them to HTTP statuses.
 
 Every error here carries a message that is safe to show a user. The supply chain's errors
-(``core.artifacts``) and the settings' ``config.ConfigError`` derive from the same root, so a
+(``core.artifacts``) and the settings' ``core.settings.ConfigError`` derive from the same root, so a
 caller that turns any failure into one clear line catches :class:`DetectorError` (and ``OSError``).
 """
 

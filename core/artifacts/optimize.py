@@ -129,8 +129,13 @@ def saved_detection_model(tf, graph_file: Path, input_dtype) -> Iterator[tuple[s
     (cast in the graph), float32 for the int8 one (the quantiser must start at the first op; the
     converter then makes that input uint8 again).
     """
+    from google.protobuf.message import DecodeError  # protobuf comes with TensorFlow
+
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(Path(graph_file).read_bytes())
+    try:
+        graph_def.ParseFromString(Path(graph_file).read_bytes())
+    except DecodeError:
+        raise ModelLoadError(f"{graph_file} is not a TensorFlow frozen graph") from None
     nodes = {n.name: n for n in graph_def.node}
     _require(nodes, graph_file, IMAGE, NORMALISE, BOX_ENCODINGS, SCORES, BACKGROUND_SLICE, ANCHOR_USER, DECODE_UNSTACK)
     size = fixed_input_size(graph_def)

@@ -353,7 +353,7 @@ def optimize_int8(
     float_file = optimize(model)  # the fallback, and the gate's reference
     int8_file = float_file.parent / DEFAULT_NAME
     if installed:
-        check_derivable(root, int8_file.relative_to(root).as_posix())
+        check_derivable(root, int8_file.resolve().relative_to(root).as_posix())
     graph_file, _ = find_model(Path(model), "frozen_graph")
     convert_int8(graph_file, int8_file, calibration or Calibration())
     TFLiteEngine(int8_file)
@@ -366,5 +366,5 @@ def optimize_int8(
             "int8 FAILS the accuracy gate (%s); BACKEND=tflite-int8 will serve the float model", verdict["reason"]
         )
     if installed:
-        record_derived_file(root, int8_file.relative_to(root).as_posix(), check=verdict)
+        record_derived_file(root, int8_file.resolve().relative_to(root).as_posix(), check=verdict)
     return float_file, int8_file, verdict

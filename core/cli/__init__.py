@@ -1,7 +1,9 @@
 """``objdet`` (or ``python -m core``): the command lines, one module each.
 
-This package is the composition root of the command line: it reads the service's settings
-(``config``) and passes plain values to the rest of ``core``, which never imports ``config``.
+This package is the composition root of the command line: it reads the model's settings from the
+environment (:class:`core.settings.ModelSettings`, which the service's ``config.Settings`` extends)
+and passes plain values to the rest of ``core``. Path arguments take ``~``, relative and symlinked
+paths (:mod:`core.cli.paths`).
 Exit codes: 0 success, 1 the work failed (a file, a download, a verification), 2 bad usage or
 configuration.
 """

@@ -11,15 +11,15 @@ import argparse
 import dataclasses
 import logging
 import sys
-from pathlib import Path
 
-from config import ConfigError, Settings
 from core.artifacts.download import UnsupportedURLError
 from core.artifacts.install import ensure_model
 from core.artifacts.integrity import IntegrityError
 from core.artifacts.manifest import verify_installed
 from core.artifacts.plan import Source, plan_for, satisfies
+from core.cli.paths import user_path
 from core.errors import ArtifactError, CatalogError
+from core.settings import ConfigError, ModelSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,18 +31,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--model", help="catalog model name (default: MODEL)")
         p.add_argument("--url", help="http(s) or file URL of the archive (default: MODEL_URL)")
         p.add_argument("--sha256", help="sha256 of the archive at --url (default: MODEL_SHA256)")
-        p.add_argument("--assets-dir", type=Path, help="install under DIR/models (default: ASSETS_DIR)")
+        p.add_argument("--assets-dir", type=user_path, help="install under DIR/models (default: ASSETS_DIR)")
         p.add_argument("--no-progress", action="store_true", help="do not show download progress")
         p.set_defaults(run=run)
 
 
-def _source(args: argparse.Namespace) -> tuple[Source, Settings]:
+def _source(args: argparse.Namespace) -> tuple[Source, ModelSettings]:
     """The model to fetch: the settings from the environment, overridden by the flags."""
     if bool(args.url) != bool(args.sha256):
         raise ConfigError("--url and --sha256 go together")
-    settings = Settings.from_env()
+    settings = ModelSettings.from_env()
     if args.assets_dir:
-        settings = dataclasses.replace(settings, assets_dir=args.assets_dir.resolve())
+        settings = dataclasses.replace(settings, assets_dir=args.assets_dir)
     if args.model:
         settings = dataclasses.replace(settings, model=args.model, model_url=None, model_sha256=None)
     if args.url:

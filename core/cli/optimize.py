@@ -6,10 +6,10 @@ import argparse
 import logging
 import re
 import sys
-from pathlib import Path
 
 from core.artifacts.optimize import DEFAULT_NAME, optimize
 from core.artifacts.quantize import KEEP_FLOAT, Calibration, optimize_int8
+from core.cli.paths import given_path
 from core.errors import DetectorError
 from core.ssd.engines.quiet import filtered_stderr, tensorflow_requested_verbose
 
@@ -17,8 +17,8 @@ from core.ssd.engines.quiet import filtered_stderr, tensorflow_requested_verbose
 def register(commands: argparse._SubParsersAction) -> None:
     text = "convert an SSD frozen graph into a float .tflite that BACKEND=tflite serves"
     parser = commands.add_parser("optimize", help=text, description=text)
-    parser.add_argument("model", type=Path, help="model directory (or frozen_inference_graph.pb)")
-    parser.add_argument("--output", type=Path, help=f"where to write (default: {DEFAULT_NAME} beside the graph)")
+    parser.add_argument("model", type=given_path, help="model directory (or frozen_inference_graph.pb)")
+    parser.add_argument("--output", type=given_path, help=f"where to write (default: {DEFAULT_NAME} beside the graph)")
     parser.add_argument(
         "--int8",
         action="store_true",

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from config import BACKENDS, ConfigError, Settings, parse_fraction
-from core import load_detector
+from core import is_path, load_detector
+from core.cli.paths import given_path, user_path
 from core.errors import DetectorError, InvalidInput
 from core.model.annotate import draw_detections, encode
 from core.model.images import DecodedImage, decode_image
 from core.model.wrapper import DEFAULT_THRESHOLD, ModelWrapper
+from core.settings import BACKENDS, ConfigError, ModelSettings, parse_fraction
 
 #: Files picked up when a folder is given (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -46,7 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         + ", ".join(sorted(IMAGE_EXTENSIONS))
         + " files.",
     )
-    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
+    predict.add_argument("paths", nargs="+", type=given_path, metavar="PATH", help="image file or folder")
     predict.add_argument(
         "--model",
         action="append",
@@ -62,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"minimum score, in [0, 1] (default {DEFAULT_THRESHOLD})",
     )
     predict.add_argument(
-        "--out", type=Path, metavar="DIR", help="also write annotated copies here, mirroring the folders' layout"
+        "--out", type=given_path, metavar="DIR", help="also write annotated copies here, mirroring the folders' layout"
     )
     predict.add_argument(
         "--backend",
@@ -70,7 +71,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="auto",
         help="inference engine (default: the model's own)",
     )
-    predict.add_argument("--assets-dir", type=Path, help="where catalog models are installed (default: ASSETS_DIR)")
+    predict.add_argument(
+        "--assets-dir", type=user_path, help="where catalog models are installed (default: ASSETS_DIR)"
+    )
     predict.add_argument(
         "--progress", action="store_true", help="show the progress bar even when stderr is not a terminal"
     )
@@ -232,7 +235,7 @@ class PredictRun:
 def predict(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     """Run the ``predict`` command; returns the process exit code."""
     try:
-        settings = Settings.from_env()
+        settings = ModelSettings.from_env()
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
@@ -240,7 +243,8 @@ def predict(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     models: list[tuple[str, ModelWrapper]] = []
     for name in args.model:
         try:
-            models.append((name, load_detector(name, assets_dir=assets_dir, backend=args.backend)))
+            model = user_path(name) if is_path(name) else name
+            models.append((name, load_detector(model, assets_dir=assets_dir, backend=args.backend)))
         except DetectorError as exc:
             print(f"error: cannot load model {name!r}: {exc}", file=stderr)
             return EXIT_USAGE
@@ -263,7 +267,7 @@ def predict(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:  # LOG_LEVEL=DEBUG also lets TensorFlow's start-up messages through (core.ssd.engines.quiet)
-        debug = Settings.from_env().log_level == "DEBUG"
+        debug = ModelSettings.from_env().log_level == "DEBUG"
     except ConfigError:
         debug = False  # predict() reports the bad setting
     logging.basicConfig(

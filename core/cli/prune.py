@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
+from core.cli.paths import user_path
 from core.errors import DetectorError
 from core.serving.prune import BACKENDS, prune
 
@@ -19,7 +19,7 @@ from core.serving.prune import BACKENDS, prune
 def register(commands: argparse._SubParsersAction) -> None:
     text = "remove the files of an installed model that the given backend(s) never read (recorded in its manifest)"
     parser = commands.add_parser("prune", help=text, description=f"{text}. {__doc__.splitlines()[2]}")
-    parser.add_argument("model", type=Path, help="installed model directory (the one `fetch` prints)")
+    parser.add_argument("model", type=user_path, help="installed model directory (the one `fetch` prints)")
     parser.add_argument(
         "--backend",
         action="append",
@@ -33,6 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     model_dir = args.model
+    if not model_dir.is_dir():
+        print(f"error: {model_dir} is not a model directory", file=sys.stderr)
+        return 1
     sizes = {p.relative_to(model_dir).as_posix(): p.stat().st_size for p in model_dir.rglob("*") if p.is_file()}
     try:
         removed = prune(model_dir, args.backend)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -37,7 +38,15 @@ def installed(tmp_path_factory):
     url, sha256 = model_pin()
     settings = Settings(model_url=url, model_sha256=sha256, assets_dir=tmp_path_factory.mktemp("assets"))
     ensure_model(settings.source, settings.models_dir, show_progress=False)
-    assert main(["optimize", str(settings.model_dir), "--int8"]) == 0
+    # As a user types it in the project root: a relative path, from a directory that is not its parent.
+    elsewhere = settings.assets_dir / "elsewhere"
+    elsewhere.mkdir()
+    cwd = Path.cwd()
+    os.chdir(elsewhere)
+    try:
+        assert main(["optimize", os.path.join("..", "models", settings.model_name), "--int8"]) == 0
+    finally:
+        os.chdir(cwd)
     return replace(settings, backend="tflite-int8")
 
 

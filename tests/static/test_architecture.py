@@ -23,9 +23,9 @@ def test_no_module_imports_itself_through_others():
 
 
 def test_the_framework_imports_neither_flask_nor_the_service_settings():
-    """Only ``core.cli``, the command line's composition root, reads ``config``."""
+    """Not even the command line: it reads ``core.settings``, which ``config`` builds on."""
     code = (
-        "import sys, core, core.artifacts.install, core.artifacts.optimize, core.serving.holder; "
+        "import sys, core, core.artifacts.install, core.artifacts.optimize, core.serving.holder, core.cli, core.settings; "
         "leaked = {m.split('.')[0] for m in sys.modules} & {'flask', 'api', 'config'}; sys.exit(str(leaked) if leaked else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import config
 from config import Settings
 
 
 def test_engine_threads_default_splits_the_cores_between_workers(monkeypatch):
-    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert Settings.from_env({"WORKERS": "2"}).effective_engine_threads == 4
     assert Settings.from_env({"WORKERS": "16"}).effective_engine_threads == 1
     assert Settings.from_env({"WORKERS": "2", "ENGINE_THREADS": "3"}).effective_engine_threads == 3
 
 
 def test_usable_cpus_follows_the_affinity_mask_not_the_host(monkeypatch):
-    monkeypatch.setattr(config.os, "cpu_count", lambda: 64)
-    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     assert config.usable_cpus() == 2
 
 
