@@ -24,7 +24,9 @@ def test_only_the_import_noise_is_dropped_and_everything_else_passes(capfd):
         for line in TF_NOISE:
             os.write(2, line)
         os.write(2, b"E0000 00:00:1.0 1 some_op.cc:1] a real TensorFlow error\n")
-        worker = threading.Thread(target=lambda: print("a request log line from another thread", file=sys.stderr))
+        # One write call with its newline: print() writes the text and the newline apart, and the
+        # fd write above could land between them on a busy machine (seen in CI).
+        worker = threading.Thread(target=lambda: sys.stderr.write("a request log line from another thread\n"))
         worker.start()
         worker.join()
     print("after", file=sys.stderr)
