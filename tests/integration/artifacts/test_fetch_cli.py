@@ -18,17 +18,11 @@ from tests.support.artifacts import (
     TFLITE_SHARED_SHA,
     assert_nothing_installed,
 )
+from tests.support.tools import core_cli
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"MODEL", "MODEL_URL", "MODEL_SHA256", "ASSETS_DIR", "LOG_LEVEL"}
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
+    return core_cli(*args, timeout=120)
 
 
 def test_cli_fetch_prints_the_dir_and_verify_agrees(tmp_path, shared_models):
